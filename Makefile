@@ -1,0 +1,33 @@
+# Two entry points (see README): `make demo` and `make test`. Both create .venv on first use and are idempotent.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH_VERSION := 2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint venv clean
+
+venv: $(STAMP)
+
+# torch goes in first, pinned, so the package's torch range is already satisfied by the local CPU build and
+# pip never pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/advisor-cli losses
+	$(BIN)/advisor-cli check-spec client_examples/specs/focal_imbalanced.json
+
+lint: $(STAMP)
+	$(BIN)/ruff check advisor tests bench client_examples
+	$(BIN)/ruff format --check advisor tests bench client_examples
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV)

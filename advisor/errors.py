@@ -1,0 +1,40 @@
+"""The errors Loss Advisor raises on bad input.
+
+Every error is a ``ValueError`` subclass so callers that only know the standard library still catch it, and
+each carries machine-readable field violations that the gRPC face turns into ``BadRequest`` details.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One invalid field: its dotted path and what is wrong with it (value and what is allowed)."""
+
+    field: str
+    description: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.description}" if self.field else self.description
+
+
+class AdvisorError(ValueError):
+    """Base class of every input error Loss Advisor raises."""
+
+    def __init__(self, violations: list[FieldViolation] | FieldViolation | str) -> None:
+        if isinstance(violations, str):
+            violations = [FieldViolation("", violations)]
+        elif isinstance(violations, FieldViolation):
+            violations = [violations]
+        self.violations: list[FieldViolation] = violations
+        super().__init__("; ".join(str(v) for v in violations))
+
+
+class SpecError(AdvisorError):
+    """A loss spec that cannot be built: unknown loss, unknown or invalid parameter, malformed JSON."""
+
+
+class LossInputError(AdvisorError):
+    """Tensors passed to a loss whose shapes or values do not fit its documented input and target formats."""

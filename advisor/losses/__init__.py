@@ -1,0 +1,39 @@
+"""The loss catalog: every canonical loss as a functional form and a thin ``torch.nn.Module``.
+
+Importing this package registers the built-in losses; it needs only torch, pydantic and auraloss (no rules,
+trials or service).
+"""
+
+from advisor.losses import audio, classification, distribution, multitask, regression, segmentation
+from advisor.losses._base import CatalogLoss, LossParams
+from advisor.losses.registry import (
+    HEAD_TYPES,
+    LossInfo,
+    build_loss,
+    catalog,
+    get_loss_info,
+    loss_names,
+    normalize_spec,
+    register_loss,
+    spec_json_schema,
+)
+
+__all__ = [
+    "HEAD_TYPES",
+    "CatalogLoss",
+    "LossInfo",
+    "LossParams",
+    "audio",
+    "build_loss",
+    "catalog",
+    "classification",
+    "distribution",
+    "get_loss_info",
+    "loss_names",
+    "multitask",
+    "normalize_spec",
+    "regression",
+    "register_loss",
+    "segmentation",
+    "spec_json_schema",
+]

@@ -1,0 +1,48 @@
+"""Losses between predicted and target distributions."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor
+
+from advisor.losses._base import CatalogLoss, LossParams, check_same_shape
+from advisor.losses.registry import register_loss
+
+
+class KLDivParams(LossParams):
+    input_format: Literal["log_probs", "logits"] = Field(
+        "log_probs", description="'log_probs' as torch.nn.KLDivLoss expects; 'logits' applies log_softmax on dim 1."
+    )
+    log_target: bool = Field(False, description="The target holds log-probabilities instead of probabilities.")
+    reduction: Literal["none", "mean", "sum", "batchmean"] = Field(
+        "batchmean",
+        description="'batchmean' divides the sum by N and is the true KL; 'mean' divides by every element (N x K).",
+    )
+
+
+@register_loss(
+    "kl_div",
+    heads=("distribution",),
+    input="log-probabilities (or logits with input_format='logits') (N, K, ...), distribution over dim 1",
+    target="probabilities (log-probabilities with log_target), same shape as input",
+    reference="Kullback & Leibler (1951); torch.nn.KLDivLoss; Hinton et al. (2015), Distilling the Knowledge in "
+    "a Neural Network",
+    _builtin=True,
+)
+class KLDivLoss(CatalogLoss):
+    """Kullback-Leibler divergence KL(target || prediction) = sum_k t_k (log t_k - log q_k).
+
+    For soft targets: distillation, label distributions, histogram heads. Terms with t_k = 0 contribute 0.
+    Wraps ``torch.nn.functional.kl_div``.
+    """
+
+    Params = KLDivParams
+
+    def compute(self, input: Tensor, target: Tensor) -> Tensor:
+        p = self.params
+        check_same_shape(input, target, "kl_div")
+        log_q = input.log_softmax(1) if p.input_format == "logits" else input
+        return F.kl_div(log_q, target, reduction=p.reduction, log_target=p.log_target)

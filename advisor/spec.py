@@ -1,0 +1,89 @@
+"""The loss spec: the serialized form of a configured loss, the product's output.
+
+A spec is plain JSON data, never code: ``{"spec_version": 1, "loss": "focal", "params": {"gamma": 2.0}}``.
+Only names in the loss registry can be built (see :func:`advisor.build_loss`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from advisor.errors import FieldViolation, SpecError
+
+SPEC_VERSION = 1
+
+
+class LossSpec(BaseModel):
+    """A registered loss name and its parameters.
+
+    Parameters
+    ----------
+    spec_version : int
+        Format version of the spec; currently always 1.
+    loss : str
+        A canonical name from the loss registry (``advisor-cli losses`` lists them).
+    params : dict
+        Parameters of that loss; omitted ones take the documented defaults. A ``multi_task`` spec carries
+        ``{"heads": {name: spec, ...}, "weighting": {...}}`` here.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spec_version: Literal[1] = Field(SPEC_VERSION, description="Format version of the spec.")
+    loss: str = Field(description="Canonical name of a registered loss.", min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict, description="Parameters of the loss.")
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """Serialize the spec as JSON text."""
+        return self.model_dump_json(indent=indent)
+
+
+SpecLike = LossSpec | Mapping[str, Any] | str
+
+
+def parse_spec(spec: SpecLike, *, field: str = "spec") -> LossSpec:
+    """Read a spec from a :class:`LossSpec`, a mapping or JSON text; check its envelope, not its params.
+
+    Raises
+    ------
+    SpecError
+        For malformed JSON, a missing or mistyped field, an unknown top-level field or a wrong version.
+    """
+    if isinstance(spec, LossSpec):
+        return spec
+    if isinstance(spec, str | bytes):
+        try:
+            spec = json.loads(spec)
+        except json.JSONDecodeError as exc:
+            raise SpecError(
+                FieldViolation(field, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")
+            ) from None
+    if not isinstance(spec, Mapping):
+        raise SpecError(
+            FieldViolation(field, f"expected a JSON object with 'loss' and 'params', got {type(spec).__name__}")
+        )
+    try:
+        return LossSpec.model_validate(dict(spec))
+    except ValidationError as exc:
+        raise SpecError(violations_from_pydantic(exc, prefix=field)) from None
+
+
+def violations_from_pydantic(exc: ValidationError, *, prefix: str) -> list[FieldViolation]:
+    """Turn pydantic's errors into field violations that name the path, the bad value and what is allowed."""
+    violations = []
+    for error in exc.errors(include_url=False):
+        path = ".".join([prefix, *(str(part) for part in error["loc"])]) if prefix else ".".join(
+            str(part) for part in error["loc"]
+        )
+        if error["type"] == "extra_forbidden":
+            message = f"unknown field (value {error['input']!r})"
+        elif error["type"] == "missing":
+            message = "required field is missing"
+        else:
+            message = f"got {error['input']!r}: {error['msg']}"
+        violations.append(FieldViolation(path, message))
+    return violations
