@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from advisor.errors import FieldViolation, SpecError
+from advisor.errors import AdvisorError, FieldViolation, SpecError
 
 SPEC_VERSION = 1
 
@@ -76,14 +76,16 @@ def violations_from_pydantic(exc: ValidationError, *, prefix: str) -> list[Field
     """Turn pydantic's errors into field violations that name the path, the bad value and what is allowed."""
     violations = []
     for error in exc.errors(include_url=False):
-        path = ".".join([prefix, *(str(part) for part in error["loc"])]) if prefix else ".".join(
-            str(part) for part in error["loc"]
-        )
+        path = ".".join(part for part in (prefix, *(str(loc) for loc in error["loc"])) if part)
+        nested = error.get("ctx", {}).get("error")
+        if isinstance(nested, AdvisorError):  # a nested spec (multi_task head) already named its fields
+            violations += [FieldViolation(f"{path}.{v.field}".rstrip("."), v.description) for v in nested.violations]
+            continue
         if error["type"] == "extra_forbidden":
             message = f"unknown field (value {error['input']!r})"
         elif error["type"] == "missing":
             message = "required field is missing"
         else:
-            message = f"got {error['input']!r}: {error['msg']}"
+            message = f"got {error['input']!r}: {error['msg'].removeprefix('Value error, ')}"
         violations.append(FieldViolation(path, message))
     return violations

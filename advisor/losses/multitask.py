@@ -9,7 +9,7 @@ import torch
 from pydantic import Field, field_validator
 from torch import Tensor, nn
 
-from advisor.errors import FieldViolation, LossInputError
+from advisor.errors import FieldViolation, LossInputError, SpecError
 from advisor.losses._base import CatalogLoss, LossParams, safe_divide
 from advisor.losses.registry import HEAD_TYPES, build_loss, normalize_spec, register_loss
 
@@ -47,7 +47,10 @@ class MultiTaskParams(LossParams):
         for name, spec in heads.items():
             if not name.isidentifier():
                 raise ValueError(f"head name {name!r} must be an identifier (letters, digits, underscores)")
-            head = normalize_spec(spec)
+            try:
+                head = normalize_spec(spec)
+            except SpecError as exc:  # re-root the nested fields under the head's name
+                raise SpecError([FieldViolation(f"{name}.{v.field}", v.description) for v in exc.violations]) from None
             if head.loss == "multi_task":
                 raise ValueError(f"head {name!r}: multi_task cannot be nested")
             if head.params.get("reduction") == "none":

@@ -249,6 +249,8 @@ class DiceCEParams(DiceParams):
     lambda_ce: float = Field(1.0, ge=0, description="Weight of the cross-entropy term.")
     ce_weight: list[NonNegative] | None = Field(None, description="Per-class weights (C) of the CE term; the CE "
                                                 "term always covers every channel, background included.")
+    reduction: Literal["mean", "sum"] = Field("mean", description="Applied to both terms: 'mean' averages Dice "
+                                              "values and CE over counted pixels; 'sum' sums both.")
 
     @model_validator(mode="after")
     def _needs_logits(self) -> DiceCEParams:
@@ -270,7 +272,7 @@ class DiceCELoss(CatalogLoss):
 
     nnU-Net's default (1:1, batch Dice, background left out of Dice). ``include_background`` applies to the
     Dice term only; the CE term covers every channel (down-weight background with ``ce_weight``). The CE
-    term's 'mean' is over counted pixels; with ``reduction='none'`` the value is (Dice values + mean CE).
+    term's 'mean' is over counted pixels (as ``cross_entropy`` divides, with ``ce_weight``).
     """
 
     Params = DiceCEParams
@@ -288,16 +290,17 @@ class DiceCELoss(CatalogLoss):
         weight = None if p.ce_weight is None else torch.as_tensor(p.ce_weight, dtype=input.dtype, device=input.device)
         if p.activation == "softmax" and target.shape != input.shape:
             ignore = -100 if p.ignore_index is None else p.ignore_index
-            return cross_entropy(input, target, weight, ignore, 0.0, "mean")
+            return cross_entropy(input, target, weight, ignore, 0.0, p.reduction)
         n, c = input.shape[:2]
         logits = input.reshape(n, c, -1)
+        weight = 1.0 if weight is None else weight[:, None]
         if p.activation == "softmax":  # soft or one-hot targets
-            per_pixel = -(one_hot * logits.log_softmax(1) * (1.0 if weight is None else weight[:, None])).sum(1)
-            return safe_divide((per_pixel * mask[:, 0]).sum(), mask.sum())
-        per_element = F.binary_cross_entropy_with_logits(logits, one_hot, reduction="none")
-        if weight is not None:
-            per_element = per_element * weight[:, None]
-        return safe_divide((per_element * mask).sum(), mask.sum() * c)
+            per_element = -(one_hot * logits.log_softmax(1) * weight) * mask
+            count = mask.sum()
+        else:
+            per_element = F.binary_cross_entropy_with_logits(logits, one_hot, reduction="none") * weight * mask
+            count = mask.sum() * c
+        return per_element.sum() if p.reduction == "sum" else safe_divide(per_element.sum(), count)
 
 
 class LovaszParams(LossParams):
