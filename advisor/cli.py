@@ -38,7 +38,12 @@ def _constraint(schema: dict[str, Any]) -> str:
             parts.append(" | ".join(repr(v) for v in option.get("enum", [option.get("const")])))
         bounds = [
             f"{symbol} {option[key]}"
-            for key, symbol in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<"))
+            for key, symbol in (
+                ("minimum", ">="),
+                ("exclusiveMinimum", ">"),
+                ("maximum", "<="),
+                ("exclusiveMaximum", "<"),
+            )
             if key in option
         ]
         if bounds:
@@ -67,8 +72,12 @@ def _params_table(schema: dict[str, Any]) -> Table:
 
 @app.command()
 def losses(
-    name: Annotated[str | None, typer.Argument(help="Show one loss in full: formula, formats, parameters.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: names, heads, schemas, references.")] = False,
+    name: Annotated[
+        str | None, typer.Argument(help="Show one loss in full: formula, formats, parameters.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON: names, heads, schemas, references.")
+    ] = False,
 ) -> None:
     """List the loss catalog, or show one entry."""
     entries = [get_loss_info(name)] if name else catalog()

@@ -64,7 +64,9 @@ def parse_spec(spec: SpecLike, *, field: str = "spec") -> LossSpec:
             ) from None
     if not isinstance(spec, Mapping):
         raise SpecError(
-            FieldViolation(field, f"expected a JSON object with 'loss' and 'params', got {type(spec).__name__}")
+            FieldViolation(
+                field, f"expected a JSON object with 'loss' and 'params', got {type(spec).__name__}"
+            )
         )
     try:
         return LossSpec.model_validate(dict(spec))
@@ -79,7 +81,9 @@ def violations_from_pydantic(exc: ValidationError, *, prefix: str) -> list[Field
         path = ".".join(part for part in (prefix, *(str(loc) for loc in error["loc"])) if part)
         nested = error.get("ctx", {}).get("error")
         if isinstance(nested, AdvisorError):  # a nested spec (multi_task head) already named its fields
-            violations += [FieldViolation(f"{path}.{v.field}".rstrip("."), v.description) for v in nested.violations]
+            violations += [
+                FieldViolation(f"{path}.{v.field}".rstrip("."), v.description) for v in nested.violations
+            ]
             continue
         if error["type"] == "extra_forbidden":
             message = f"unknown field (value {error['input']!r})"

@@ -78,7 +78,8 @@ EXAMPLES: dict[str, Callable[[torch.Generator], tuple]] = {
     **dict.fromkeys(["gaussian_nll", "beta_nll"], _mean_log_var),
     **dict.fromkeys(["poisson_nll", "tweedie"], _counts),
     **dict.fromkeys(
-        ["cross_entropy", "focal", "class_balanced", "ldam", "logit_adjusted", "poly1", "gce", "sce"], _multiclass
+        ["cross_entropy", "focal", "class_balanced", "ldam", "logit_adjusted", "poly1", "gce", "sce"],
+        _multiclass,
     ),
     "nll": lambda g: (_logits(g, N, C).log_softmax(1), _classes(g, N)),
     **dict.fromkeys(["bce", "binary_focal", "asl"], _multilabel),

@@ -122,7 +122,9 @@ def cross_entropy(logits, target, weight=None, ignore_index=-100, smoothing=0.0,
         if y == ignore_index:
             per.append(0.0)
             continue
-        value = (1 - smoothing) * w[y] * (-logp[i, y]) + smoothing / c * sum(w[k] * (-logp[i, k]) for k in range(c))
+        value = (1 - smoothing) * w[y] * (-logp[i, y]) + smoothing / c * sum(
+            w[k] * (-logp[i, k]) for k in range(c)
+        )
         per.append(value)
         den += w[y]
     per = np.array(per)
@@ -332,7 +334,9 @@ def stft_magnitude(x, n_fft, hop, win_length, eps, window=None):
     return np.sqrt(np.maximum(power, eps)).transpose(0, 2, 1)
 
 
-def stft_loss(x, y, n_fft, hop, win_length, eps=1e-8, w_sc=1.0, w_log=1.0, w_lin=0.0, distance="L1", window=None):
+def stft_loss(
+    x, y, n_fft, hop, win_length, eps=1e-8, w_sc=1.0, w_log=1.0, w_lin=0.0, distance="L1", window=None
+):
     """w_sc ||Y| - |X||_F / ||Y||_F + w_log mean d(log|Y|, log|X|) + w_lin mean d(|Y|, |X|), pooled over the
     batch; x = input, y = target, each (N, ch, T)."""
     xm = stft_magnitude(x.reshape(-1, x.shape[-1]), n_fft, hop, win_length, eps, window)

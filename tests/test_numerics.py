@@ -37,7 +37,10 @@ SATURATED_MULTICLASS = [
     {"loss": "focal", "params": {"gamma": 2.0}},
     {"loss": "focal", "params": {"gamma": 0.5, "alpha": [1.0, 2.0, 3.0]}},
     {"loss": "class_balanced", "params": {"samples_per_class": [100, 0, 3], "gamma": 0.5}},
-    {"loss": "class_balanced", "params": {"samples_per_class": [100, 0, 3], "activation": "sigmoid", "gamma": 0.5}},
+    {
+        "loss": "class_balanced",
+        "params": {"samples_per_class": [100, 0, 3], "activation": "sigmoid", "gamma": 0.5},
+    },
     {"loss": "ldam", "params": {"samples_per_class": [100, 0, 3]}},
     {"loss": "logit_adjusted", "params": {"samples_per_class": [100, 0, 3]}},
     {"loss": "poly1"},
@@ -74,8 +77,9 @@ def test_binary_losses_stay_finite_on_saturated_logits(spec, scale):
 
 def test_binary_focal_gradient_vanishes_for_confident_right_answers():
     # A saturated, correct logit must give a zero, not NaN, gradient even for gamma < 1.
-    value, grad = _value_and_grad({"loss": "binary_focal", "params": {"gamma": 0.5}}, torch.tensor([200.0]),
-                                  torch.tensor([1.0]))
+    value, grad = _value_and_grad(
+        {"loss": "binary_focal", "params": {"gamma": 0.5}}, torch.tensor([200.0]), torch.tensor([1.0])
+    )
     assert value.item() == 0.0 and grad.item() == 0.0
 
 
@@ -153,7 +157,7 @@ def test_out_of_range_class_index_is_a_clear_error():
 
 
 def test_per_class_list_of_wrong_length_is_a_clear_error():
-    with pytest.raises(advisor.LossInputError, match="params.weight"):
+    with pytest.raises(advisor.LossInputError, match=r"params\.weight"):
         advisor.build_loss({"loss": "cross_entropy", "params": {"weight": [1.0, 2.0]}})(
             torch.randn(2, 3), torch.tensor([0, 1])
         )

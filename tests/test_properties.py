@@ -88,23 +88,29 @@ weights = st.lists(st.floats(0, 10, allow_nan=False), min_size=2, max_size=5)
 
 @given(
     st.one_of(
-        st.builds(lambda g, a: {"loss": "focal", "params": {"gamma": g, "alpha": a}}, st.floats(0, 5), weights),
+        st.builds(
+            lambda g, a: {"loss": "focal", "params": {"gamma": g, "alpha": a}}, st.floats(0, 5), weights
+        ),
         st.builds(lambda d: {"loss": "huber", "params": {"delta": d}}, positive),
         st.builds(
             lambda q: {"loss": "quantile", "params": {"quantiles": sorted(set(q))}},
             st.lists(st.floats(0.01, 0.99), min_size=1, max_size=4),
         ),
         st.builds(
-            lambda a, b, batch: {"loss": "tversky", "params": {"fp_weight": a, "fn_weight": b, "batch": batch}},
+            lambda a, b, batch: {
+                "loss": "tversky",
+                "params": {"fp_weight": a, "fn_weight": b, "batch": batch},
+            },
             positive,
             positive,
             st.booleans(),
         ),
+        st.builds(lambda w, pw: {"loss": "bce", "params": {"weight": w, "pos_weight": pw}}, weights, weights),
         st.builds(
-            lambda w, pw: {"loss": "bce", "params": {"weight": w, "pos_weight": pw}}, weights, weights
-        ),
-        st.builds(
-            lambda n, b, g: {"loss": "class_balanced", "params": {"samples_per_class": n, "beta": b, "gamma": g}},
+            lambda n, b, g: {
+                "loss": "class_balanced",
+                "params": {"samples_per_class": n, "beta": b, "gamma": g},
+            },
             st.lists(st.integers(0, 10_000), min_size=2, max_size=6),
             st.floats(0, 0.9999),
             st.floats(0, 3),

@@ -49,7 +49,11 @@ def test_unknown_parameter_names_it_and_lists_allowed():
         ({"alpha": 0.25}, "params.alpha", "got 0.25: Input should be a valid list"),
         ({"alpha": [0.5, -1.0]}, "params.alpha.1", "got -1.0: Input should be greater than or equal to 0"),
         ({"reduction": "avg"}, "params.reduction", "got 'avg': Input should be 'none', 'mean' or 'sum'"),
-        ({"mean_over": "pixels"}, "params.mean_over", "got 'pixels': Input should be 'samples' or 'elements'"),
+        (
+            {"mean_over": "pixels"},
+            "params.mean_over",
+            "got 'pixels': Input should be 'samples' or 'elements'",
+        ),
     ],
 )
 def test_invalid_values_name_loss_parameter_value_and_allowed(params, field, fragment):
@@ -70,7 +74,10 @@ def test_invalid_values_name_loss_parameter_value_and_allowed(params, field, fra
         ({"loss": "quantile", "params": {"quantiles": [0.9, 0.1]}}, "strictly increasing"),
         ({"loss": "quantile", "params": {"quantiles": [0.0, 0.5]}}, "(0, 1)"),
         ({"loss": "tweedie", "params": {"power": 2.0}}, "less than 2"),
-        ({"loss": "mr_stft", "params": {"fft_sizes": [512], "hop_sizes": [64, 32], "win_lengths": [512]}}, "length"),
+        (
+            {"loss": "mr_stft", "params": {"fft_sizes": [512], "hop_sizes": [64, 32], "win_lengths": [512]}},
+            "length",
+        ),
         ({"loss": "dice_ce", "params": {"activation": "none"}}, "CE term needs logits"),
         ({"loss": "class_balanced"}, "required field is missing"),
     ],
@@ -82,7 +89,10 @@ def test_malformed_and_out_of_range_specs(spec, fragment):
 def test_multi_task_errors_point_into_the_head():
     spec = {"loss": "multi_task", "params": {"heads": {"label": {"loss": "focal", "params": {"gamma": -2}}}}}
     assert _error(spec).violations[0].field == "params.heads.label.params.gamma"
-    spec = {"loss": "multi_task", "params": {"heads": {"a": {"loss": "mse", "params": {"reduction": "none"}}}}}
+    spec = {
+        "loss": "multi_task",
+        "params": {"heads": {"a": {"loss": "mse", "params": {"reduction": "none"}}}},
+    }
     assert "reduction 'none'" in str(_error(spec))
     spec = {
         "loss": "multi_task",
@@ -144,7 +154,9 @@ def test_entry_point_plugins_register_and_broken_ones_only_warn(monkeypatch, tmp
     monkeypatch.setattr(registry, "_entry_points_loaded", False)
     good = EntryPoint("plugin_mse", "my_losses_plugin", registry.ENTRY_POINT_GROUP)
     broken = EntryPoint("broken", "no_such_module_anywhere", registry.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(registry, "entry_points", lambda group: [good, broken] if group == registry.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(
+        registry, "entry_points", lambda group: [good, broken] if group == registry.ENTRY_POINT_GROUP else []
+    )
     with pytest.warns(UserWarning, match="broken"):
         assert "plugin_mse" in advisor.loss_names()
     assert advisor.build_loss({"loss": "plugin_mse"})(torch.zeros(2), torch.ones(2)).item() == 1.0

@@ -32,8 +32,8 @@ __all__ = [
     "loss_names",
     "multitask",
     "normalize_spec",
-    "regression",
     "register_loss",
+    "regression",
     "segmentation",
     "spec_json_schema",
 ]

@@ -13,7 +13,9 @@ from advisor.errors import FieldViolation, LossInputError
 from advisor.spec import LossSpec
 
 Reduction = Literal["none", "mean", "sum"]
-ReductionField = Field("mean", description="'none': per-element values; 'mean': see the loss's denominator; 'sum'.")
+ReductionField = Field(
+    "mean", description="'none': per-element values; 'mean': see the loss's denominator; 'sum'."
+)
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -96,7 +98,8 @@ def check_same_shape(input: Tensor, target: Tensor, loss: str) -> None:
     if input.shape != target.shape:
         raise LossInputError(
             FieldViolation(
-                "target", f"{loss}: target shape {tuple(target.shape)} must equal input shape {tuple(input.shape)}"
+                "target",
+                f"{loss}: target shape {tuple(target.shape)} must equal input shape {tuple(input.shape)}",
             )
         )
 

@@ -24,8 +24,9 @@ _REFERENCE_AURALOSS = "Steinmetz & Reiss (2020), auraloss: Audio-focused loss fu
 def _check_waveforms(input: Tensor, target: Tensor, loss: str) -> None:
     check_same_shape(input, target, loss)
     if input.dim() != 3:
-        raise LossInputError(FieldViolation("input", f"{loss}: waveforms must be (N, channels, T), got "
-                                            f"{tuple(input.shape)}"))
+        raise LossInputError(
+            FieldViolation("input", f"{loss}: waveforms must be (N, channels, T), got {tuple(input.shape)}")
+        )
 
 
 class _AuralossLoss(CatalogLoss):
@@ -66,8 +67,13 @@ class STFTParams(_SpectralParams):
 
 
 def _stft_kwargs(p: _SpectralParams) -> dict:
-    return {"window": p.window, "w_sc": p.w_sc, "w_log_mag": p.w_log_mag, "w_lin_mag": p.w_lin_mag,
-            "w_phs": p.w_phs}
+    return {
+        "window": p.window,
+        "w_sc": p.w_sc,
+        "w_log_mag": p.w_log_mag,
+        "w_lin_mag": p.w_lin_mag,
+        "w_phs": p.w_phs,
+    }
 
 
 @register_loss(
@@ -89,25 +95,33 @@ class STFTLoss(_AuralossLoss):
     Params = STFTParams
 
     def make_inner(self, p) -> nn.Module:
-        return auraloss.freq.STFTLoss(p.fft_size, p.hop_size, p.win_length, eps=p.eps, mag_distance=p.mag_distance, **_stft_kwargs(p))
+        return auraloss.freq.STFTLoss(
+            p.fft_size, p.hop_size, p.win_length, eps=p.eps, mag_distance=p.mag_distance, **_stft_kwargs(p)
+        )
 
 
 class MRSTFTParams(_SpectralParams):
-    fft_sizes: list[int] = Field(default_factory=lambda: [1024, 2048, 512], min_length=1,
-                                 description="FFT size of each resolution.")
-    hop_sizes: list[int] = Field(default_factory=lambda: [120, 240, 50], min_length=1,
-                                 description="Hop size of each resolution.")
-    win_lengths: list[int] = Field(default_factory=lambda: [600, 1200, 240], min_length=1,
-                                   description="Window length of each resolution (at most its fft size).")
+    fft_sizes: list[int] = Field(
+        default_factory=lambda: [1024, 2048, 512], min_length=1, description="FFT size of each resolution."
+    )
+    hop_sizes: list[int] = Field(
+        default_factory=lambda: [120, 240, 50], min_length=1, description="Hop size of each resolution."
+    )
+    win_lengths: list[int] = Field(
+        default_factory=lambda: [600, 1200, 240],
+        min_length=1,
+        description="Window length of each resolution (at most its fft size).",
+    )
 
     @model_validator(mode="after")
     def _resolutions_fit(self) -> MRSTFTParams:
         if not len(self.fft_sizes) == len(self.hop_sizes) == len(self.win_lengths):
             raise ValueError("fft_sizes, hop_sizes and win_lengths must have the same length")
         for fft, hop, win in zip(self.fft_sizes, self.hop_sizes, self.win_lengths, strict=True):
-            if not (fft >= 16 and 1 <= hop and 2 <= win <= fft):
-                raise ValueError(f"resolution (fft {fft}, hop {hop}, win {win}) needs fft >= 16, hop >= 1, "
-                                 "2 <= win <= fft")
+            if not (fft >= 16 and hop >= 1 and 2 <= win <= fft):
+                raise ValueError(
+                    f"resolution (fft {fft}, hop {hop}, win {win}) needs fft >= 16, hop >= 1, 2 <= win <= fft"
+                )
         return self
 
 
@@ -129,7 +143,9 @@ class MultiResolutionSTFTLoss(_AuralossLoss):
     Params = MRSTFTParams
 
     def make_inner(self, p) -> nn.Module:
-        return auraloss.freq.MultiResolutionSTFTLoss(p.fft_sizes, p.hop_sizes, p.win_lengths, eps=p.eps, mag_distance=p.mag_distance, **_stft_kwargs(p))
+        return auraloss.freq.MultiResolutionSTFTLoss(
+            p.fft_sizes, p.hop_sizes, p.win_lengths, eps=p.eps, mag_distance=p.mag_distance, **_stft_kwargs(p)
+        )
 
 
 class RatioParams(LossParams):

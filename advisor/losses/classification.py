@@ -49,11 +49,15 @@ _MULTICLASS = ("multiclass", "binary", "ordinal")
 def _class_last(input: Tensor, loss: str) -> Tensor:
     """(N, C, *) logits as (M, C) rows, one per target entry."""
     if input.dim() < 2:
-        raise LossInputError(FieldViolation("input", f"{loss}: input must be (N, C, ...), got {tuple(input.shape)}"))
+        raise LossInputError(
+            FieldViolation("input", f"{loss}: input must be (N, C, ...), got {tuple(input.shape)}")
+        )
     return input.movedim(1, -1).reshape(-1, input.shape[1])
 
 
-def _checked_targets(input: Tensor, target: Tensor, ignore_index: int | None, loss: str) -> tuple[Tensor, Tensor]:
+def _checked_targets(
+    input: Tensor, target: Tensor, ignore_index: int | None, loss: str
+) -> tuple[Tensor, Tensor]:
     """Flattened class indices with ignored entries replaced by 0, and the mask of entries that count."""
     expected = (input.shape[0], *input.shape[2:])
     if tuple(target.shape) != expected or target.is_floating_point():
@@ -72,13 +76,16 @@ def _checked_targets(input: Tensor, target: Tensor, ignore_index: int | None, lo
         bad = flat[out_of_range][0].item()
         raise LossInputError(
             FieldViolation(
-                "target", f"{loss}: class index {bad} outside [0, {num_classes - 1}] (ignore_index={ignore_index})"
+                "target",
+                f"{loss}: class index {bad} outside [0, {num_classes - 1}] (ignore_index={ignore_index})",
             )
         )
     return torch.where(valid, flat, torch.zeros_like(flat)), valid
 
 
-def _binary_valid(input: Tensor, target: Tensor, ignore_index: int | None, loss: str) -> tuple[Tensor, Tensor]:
+def _binary_valid(
+    input: Tensor, target: Tensor, ignore_index: int | None, loss: str
+) -> tuple[Tensor, Tensor]:
     """0/1 targets with ignored entries replaced by 0, and the mask of entries that count."""
     check_same_shape(input, target, loss)
     valid = target != ignore_index if ignore_index is not None else torch.ones_like(target, dtype=torch.bool)
@@ -93,7 +100,9 @@ def _along_class_dim(values: Tensor, input: Tensor) -> Tensor:
     return values if input.dim() < 2 else values.view(1, -1, *([1] * (input.dim() - 2)))
 
 
-def _finish(per_entry: Tensor, valid: Tensor, reduction: Reduction, shape: torch.Size, denominator=None) -> Tensor:
+def _finish(
+    per_entry: Tensor, valid: Tensor, reduction: Reduction, shape: torch.Size, denominator=None
+) -> Tensor:
     """Zero ignored entries, then reduce; 'none' gives the target's shape, 'mean' divides by ``denominator``
     (default: the count of valid entries)."""
     per_entry = torch.where(valid, per_entry, torch.zeros_like(per_entry))
@@ -135,7 +144,9 @@ def cross_entropy(
     per_entry = F.cross_entropy(
         logits, safe, weight=weight, reduction="none", label_smoothing=label_smoothing
     )
-    denominator = None if weight is None else torch.where(valid, weight[safe], torch.zeros_like(per_entry)).sum()
+    denominator = (
+        None if weight is None else torch.where(valid, weight[safe], torch.zeros_like(per_entry)).sum()
+    )
     return _finish(per_entry, valid, reduction, target.shape, denominator)
 
 
@@ -226,14 +237,19 @@ def class_balanced_weights(samples_per_class: list[int], beta: float, like: Tens
 
 
 class _IgnoreIndexParams(LossParams):
-    ignore_index: int = Field(-100, description="Target value whose entries are skipped (torch's default -100).")
+    ignore_index: int = Field(
+        -100, description="Target value whose entries are skipped (torch's default -100)."
+    )
     reduction: Reduction = ReductionField
 
 
 class CrossEntropyParams(_IgnoreIndexParams):
-    weight: list[NonNegative] | None = Field(None, description="Per-class rescaling weights (C); mean divides by "
-                                             "the sum of the targets' weights.")
-    label_smoothing: float = Field(0.0, ge=0, le=1, description="Share e of the target mass spread uniformly.")
+    weight: list[NonNegative] | None = Field(
+        None, description="Per-class rescaling weights (C); mean divides by the sum of the targets' weights."
+    )
+    label_smoothing: float = Field(
+        0.0, ge=0, le=1, description="Share e of the target mass spread uniformly."
+    )
 
 
 @register_loss(
@@ -258,13 +274,15 @@ class CrossEntropyLoss(CatalogLoss):
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params
         check_class_count(p.weight, input.shape[1], "cross_entropy", "weight")
-        return cross_entropy(input, target, class_tensor(p.weight, input), p.ignore_index, p.label_smoothing,
-                             p.reduction)
+        return cross_entropy(
+            input, target, class_tensor(p.weight, input), p.ignore_index, p.label_smoothing, p.reduction
+        )
 
 
 class NLLParams(_IgnoreIndexParams):
-    weight: list[NonNegative] | None = Field(None, description="Per-class rescaling weights (C); mean divides by "
-                                             "the sum of the targets' weights.")
+    weight: list[NonNegative] | None = Field(
+        None, description="Per-class rescaling weights (C); mean divides by the sum of the targets' weights."
+    )
 
 
 @register_loss(
@@ -295,11 +313,15 @@ class NLLLoss(CatalogLoss):
 
 
 class BCEParams(LossParams):
-    weight: list[NonNegative] | None = Field(None, description="Per-label rescaling weights (one per column of "
-                                             "dim 1, or one for a 1-D input).")
-    pos_weight: list[NonNegative] | None = Field(None, description="Per-label weight of positives, typically "
-                                                 "n_neg / n_pos.")
-    ignore_index: int | None = Field(None, description="Target value whose entries are skipped (off by default).")
+    weight: list[NonNegative] | None = Field(
+        None, description="Per-label rescaling weights (one per column of dim 1, or one for a 1-D input)."
+    )
+    pos_weight: list[NonNegative] | None = Field(
+        None, description="Per-label weight of positives, typically n_neg / n_pos."
+    )
+    ignore_index: int | None = Field(
+        None, description="Target value whose entries are skipped (off by default)."
+    )
     reduction: Reduction = ReductionField
 
 
@@ -327,14 +349,19 @@ class BCELoss(CatalogLoss):
         labels = input.shape[1] if input.dim() >= 2 else 1
         check_class_count(p.weight, labels, "bce", "weight")
         check_class_count(p.pos_weight, labels, "bce", "pos_weight")
-        valid = target != p.ignore_index if p.ignore_index is not None else torch.ones_like(target, dtype=torch.bool)
+        valid = (
+            target != p.ignore_index
+            if p.ignore_index is not None
+            else torch.ones_like(target, dtype=torch.bool)
+        )
         y = torch.where(valid, target, torch.zeros_like(target)).to(input.dtype)
         weight, pos_weight = (
             None if values is None else _along_class_dim(class_tensor(values, input), input)
             for values in (p.weight, p.pos_weight)
         )
-        per_entry = F.binary_cross_entropy_with_logits(input, y, weight=weight, pos_weight=pos_weight,
-                                                       reduction="none")
+        per_entry = F.binary_cross_entropy_with_logits(
+            input, y, weight=weight, pos_weight=pos_weight, reduction="none"
+        )
         return _finish(per_entry, valid, p.reduction, target.shape)
 
 
@@ -346,7 +373,8 @@ class FocalParams(_IgnoreIndexParams):
         "that list out.",
     )
     mean_over: Literal["samples", "elements"] = Field(
-        "samples", description="'mean' divides by valid targets ('samples') or by valid targets x C ('elements')."
+        "samples",
+        description="'mean' divides by valid targets ('samples') or by valid targets x C ('elements').",
     )
 
 
@@ -373,15 +401,19 @@ class FocalLoss(CatalogLoss):
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params
         check_class_count(p.alpha, input.shape[1], "focal", "alpha")
-        return focal_loss(input, target, p.gamma, class_tensor(p.alpha, input), p.ignore_index, p.mean_over,
-                          p.reduction)
+        return focal_loss(
+            input, target, p.gamma, class_tensor(p.alpha, input), p.ignore_index, p.mean_over, p.reduction
+        )
 
 
 class BinaryFocalParams(LossParams):
     gamma: float = Field(2.0, ge=0, description="Focusing exponent; 0 gives (alpha-weighted) BCE.")
-    alpha: float | None = Field(0.25, ge=0, le=1, description="Weight of positives (negatives get 1 - alpha); "
-                                "null for no weighting.")
-    ignore_index: int | None = Field(None, description="Target value whose entries are skipped (off by default).")
+    alpha: float | None = Field(
+        0.25, ge=0, le=1, description="Weight of positives (negatives get 1 - alpha); null for no weighting."
+    )
+    ignore_index: int | None = Field(
+        None, description="Target value whose entries are skipped (off by default)."
+    )
     reduction: Reduction = ReductionField
 
 
@@ -449,10 +481,13 @@ class ClassBalancedLoss(CatalogLoss):
 
 class LDAMParams(_IgnoreIndexParams):
     samples_per_class: list[Count] = Field(min_length=2, description="Dataset-level count of each class (C).")
-    max_margin: float = Field(0.5, gt=0, description="Margin of the rarest class; others scale as n_c^(-1/4).")
+    max_margin: float = Field(
+        0.5, gt=0, description="Margin of the rarest class; others scale as n_c^(-1/4)."
+    )
     scale: float = Field(30.0, gt=0, description="Logit scale s (the paper uses normalised, cosine logits).")
-    weight: list[NonNegative] | None = Field(None, description="Per-class weights (C), e.g. for deferred "
-                                             "re-weighting (DRW) late in training.")
+    weight: list[NonNegative] | None = Field(
+        None, description="Per-class weights (C), e.g. for deferred re-weighting (DRW) late in training."
+    )
 
 
 @register_loss(
@@ -488,7 +523,9 @@ class LDAMLoss(CatalogLoss):
 
 class LogitAdjustedParams(_IgnoreIndexParams):
     samples_per_class: list[Count] = Field(min_length=2, description="Dataset-level count of each class (C).")
-    tau: float = Field(1.0, ge=0, description="Adjustment strength; 0 gives cross-entropy, 1 Balanced Softmax.")
+    tau: float = Field(
+        1.0, ge=0, description="Adjustment strength; 0 gives cross-entropy, 1 Balanced Softmax."
+    )
 
 
 @register_loss(
@@ -608,7 +645,9 @@ class ASLParams(LossParams):
     gamma_neg: float = Field(4.0, ge=0, description="Focusing exponent of negatives.")
     gamma_pos: float = Field(1.0, ge=0, description="Focusing exponent of positives.")
     clip: float = Field(0.05, ge=0, lt=1, description="Probability margin m shifted off negatives.")
-    ignore_index: int | None = Field(None, description="Target value whose entries are skipped (off by default).")
+    ignore_index: int | None = Field(
+        None, description="Target value whose entries are skipped (off by default)."
+    )
     reduction: Reduction = ReductionField
 
 

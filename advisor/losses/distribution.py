@@ -14,9 +14,12 @@ from advisor.losses.registry import register_loss
 
 class KLDivParams(LossParams):
     input_format: Literal["log_probs", "logits"] = Field(
-        "log_probs", description="'log_probs' as torch.nn.KLDivLoss expects; 'logits' applies log_softmax on dim 1."
+        "log_probs",
+        description="'log_probs' as torch.nn.KLDivLoss expects; 'logits' applies log_softmax on dim 1.",
     )
-    log_target: bool = Field(False, description="The target holds log-probabilities instead of probabilities.")
+    log_target: bool = Field(
+        False, description="The target holds log-probabilities instead of probabilities."
+    )
     reduction: Literal["none", "mean", "sum", "batchmean"] = Field(
         "batchmean",
         description="'batchmean' divides the sum by N and is the true KL; 'mean' divides by every element (N x K).",

@@ -50,11 +50,15 @@ class MultiTaskParams(LossParams):
             try:
                 head = normalize_spec(spec)
             except SpecError as exc:  # re-root the nested fields under the head's name
-                raise SpecError([FieldViolation(f"{name}.{v.field}", v.description) for v in exc.violations]) from None
+                raise SpecError(
+                    [FieldViolation(f"{name}.{v.field}", v.description) for v in exc.violations]
+                ) from None
             if head.loss == "multi_task":
                 raise ValueError(f"head {name!r}: multi_task cannot be nested")
             if head.params.get("reduction") == "none":
-                raise ValueError(f"head {name!r}: reduction 'none' gives no scalar to weight; use 'mean' or 'sum'")
+                raise ValueError(
+                    f"head {name!r}: reduction 'none' gives no scalar to weight; use 'mean' or 'sum'"
+                )
             normalized[name] = head.model_dump(mode="json")
         return normalized
 
@@ -62,9 +66,11 @@ class MultiTaskParams(LossParams):
     @classmethod
     def _weights_name_heads(cls, weighting: Any, info: Any) -> Any:
         heads = info.data.get("heads")
-        if isinstance(weighting, StaticWeighting) and weighting.weights is not None and heads is not None:
-            if set(weighting.weights) != set(heads):
-                raise ValueError(f"weights must name exactly the heads {sorted(heads)}, got {sorted(weighting.weights)}")
+        static_weights = weighting.weights if isinstance(weighting, StaticWeighting) else None
+        if static_weights is not None and heads is not None and set(static_weights) != set(heads):
+            raise ValueError(
+                f"weights must name exactly the heads {sorted(heads)}, got {sorted(static_weights)}"
+            )
         return weighting
 
 
@@ -114,9 +120,14 @@ class MultiTaskLoss(CatalogLoss):
     def forward(self, input: Mapping[str, Tensor], target: Mapping[str, Tensor]) -> Tensor:  # type: ignore[override]
         for side, values in (("input", input), ("target", target)):
             if set(values) != set(self.head_names):
-                raise LossInputError(FieldViolation(side, f"multi_task: needs exactly the heads {self.head_names}, "
-                                                    f"got {sorted(values)}"))
-        losses = torch.stack([self.heads[name](input[name], target[name]).float() for name in self.head_names])
+                raise LossInputError(
+                    FieldViolation(
+                        side, f"multi_task: needs exactly the heads {self.head_names}, got {sorted(values)}"
+                    )
+                )
+        losses = torch.stack(
+            [self.heads[name](input[name], target[name]).float() for name in self.head_names]
+        )
         self.last_losses = losses.detach()
         self.epoch_sums += self.last_losses.to(self.epoch_sums.device)
         self.epoch_steps += 1

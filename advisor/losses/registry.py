@@ -22,7 +22,15 @@ from advisor.losses._base import CatalogLoss, LossParams
 from advisor.spec import LossSpec, SpecLike, parse_spec, violations_from_pydantic
 
 HeadType = Literal[
-    "regression", "binary", "multiclass", "multilabel", "ordinal", "count", "segmentation", "audio", "distribution"
+    "regression",
+    "binary",
+    "multiclass",
+    "multilabel",
+    "ordinal",
+    "count",
+    "segmentation",
+    "audio",
+    "distribution",
 ]
 HEAD_TYPES: tuple[str, ...] = get_args(HeadType)
 ENTRY_POINT_GROUP = "loss_advisor.losses"
@@ -150,7 +158,9 @@ def get_loss_info(name: str, *, field: str = "loss") -> LossInfo:
     close = difflib.get_close_matches(str(name), _REGISTRY, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise SpecError(
-        FieldViolation(field, f"unknown loss {name!r}{hint} (`advisor-cli losses` lists the {len(_REGISTRY)} names)")
+        FieldViolation(
+            field, f"unknown loss {name!r}{hint} (`advisor-cli losses` lists the {len(_REGISTRY)} names)"
+        )
     )
 
 

@@ -6,6 +6,7 @@ by the number of elements.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -14,7 +15,14 @@ from pydantic import Field, field_validator
 from torch import Tensor
 
 from advisor.errors import FieldViolation, LossInputError
-from advisor.losses._base import CatalogLoss, LossParams, Reduction, ReductionField, check_same_shape, reduce_loss
+from advisor.losses._base import (
+    CatalogLoss,
+    LossParams,
+    Reduction,
+    ReductionField,
+    check_same_shape,
+    reduce_loss,
+)
 from advisor.losses.registry import register_loss
 
 _SAME_SHAPE = "predictions (N, *), float"
@@ -106,14 +114,17 @@ def beta_nll_loss(
     return reduce_loss(nll * weight, reduction)
 
 
-def tweedie_loss(input: Tensor, target: Tensor, *, power: float = 1.5, reduction: Reduction = "mean") -> Tensor:
+def tweedie_loss(
+    input: Tensor, target: Tensor, *, power: float = 1.5, reduction: Reduction = "mean"
+) -> Tensor:
     """Tweedie deviance (up to terms constant in the prediction), log link, 1 < p < 2.
 
     loss = -y exp((1 - p) eta) / (1 - p) + exp((2 - p) eta) / (2 - p), with eta = ``input`` the log of the
     predicted mean and y = ``target`` >= 0.
     """
     return reduce_loss(
-        -target * torch.exp((1.0 - power) * input) / (1.0 - power) + torch.exp((2.0 - power) * input) / (2.0 - power),
+        -target * torch.exp((1.0 - power) * input) / (1.0 - power)
+        + torch.exp((2.0 - power) * input) / (2.0 - power),
         reduction,
     )
 
@@ -170,7 +181,9 @@ class L1Loss(CatalogLoss):
 
 
 class HuberParams(LossParams):
-    delta: float = Field(1.0, gt=0, description="Residual size where the loss turns from quadratic to linear.")
+    delta: float = Field(
+        1.0, gt=0, description="Residual size where the loss turns from quadratic to linear."
+    )
     reduction: Reduction = ReductionField
 
 
@@ -258,7 +271,7 @@ class QuantileParams(LossParams):
     def _levels_in_open_unit_interval(cls, levels: list[float]) -> list[float]:
         if any(not 0.0 < q < 1.0 for q in levels):
             raise ValueError(f"every level must lie in (0, 1), got {levels}")
-        if any(b <= a for a, b in zip(levels, levels[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(levels)):
             raise ValueError(f"levels must be strictly increasing, got {levels}")
         return levels
 
@@ -285,7 +298,9 @@ class QuantileLoss(CatalogLoss):
 
 
 class PoissonNLLParams(LossParams):
-    log_input: bool = Field(True, description="True: input is the log-rate (log link); False: the rate itself.")
+    log_input: bool = Field(
+        True, description="True: input is the log-rate (log link); False: the rate itself."
+    )
     full: bool = Field(False, description="Add the Stirling term of log(target!) so values are true NLLs.")
     eps: float = Field(1e-8, gt=0, description="Added to the rate before its log when log_input is False.")
     reduction: Reduction = ReductionField

@@ -52,19 +52,27 @@ def _probabilities_and_targets(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(N, C, P) probabilities, (N, C, P) one-hot targets and the (N, 1, P) mask of counted pixels."""
     if input.dim() < 3:
-        raise LossInputError(FieldViolation("input", f"{loss}: input must be (N, C, *spatial), got "
-                                            f"{tuple(input.shape)}"))
+        raise LossInputError(
+            FieldViolation("input", f"{loss}: input must be (N, C, *spatial), got {tuple(input.shape)}")
+        )
     n, c = input.shape[:2]
     if activation == "softmax" and c < 2:
-        raise LossInputError(FieldViolation("input", f"{loss}: softmax needs C >= 2 channels; use sigmoid for C = 1"))
+        raise LossInputError(
+            FieldViolation("input", f"{loss}: softmax needs C >= 2 channels; use sigmoid for C = 1")
+        )
     logits = input.reshape(n, c, -1)
-    probs = {"softmax": lambda x: x.softmax(1), "sigmoid": torch.sigmoid, "none": lambda x: x}[activation](logits)
+    probs = {"softmax": lambda x: x.softmax(1), "sigmoid": torch.sigmoid, "none": lambda x: x}[activation](
+        logits
+    )
     if target.shape == input.shape:
         return probs, target.reshape(n, c, -1).to(probs.dtype), torch.ones_like(probs[:, :1])
     if target.shape != (n, *input.shape[2:]) or target.is_floating_point():
         raise LossInputError(
-            FieldViolation("target", f"{loss}: target must be integer indices {(n, *input.shape[2:])} or shaped like "
-                           f"the input {tuple(input.shape)}, got {target.dtype} {tuple(target.shape)}")
+            FieldViolation(
+                "target",
+                f"{loss}: target must be integer indices {(n, *input.shape[2:])} or shaped like "
+                f"the input {tuple(input.shape)}, got {target.dtype} {tuple(target.shape)}",
+            )
         )
     flat = target.reshape(n, -1)
     valid = flat != ignore_index if ignore_index is not None else torch.ones_like(flat, dtype=torch.bool)
@@ -87,9 +95,7 @@ def overlap_terms(
         probs, one_hot = probs[:, 1:], one_hot[:, 1:]
     dims = (0, 2) if batch else (2,)
     power = 2 if squared_pred else 1
-    return _Overlap(
-        (probs * one_hot).sum(dims), (probs**power).sum(dims), (one_hot**power).sum(dims)
-    )
+    return _Overlap((probs * one_hot).sum(dims), (probs**power).sum(dims), (one_hot**power).sum(dims))
 
 
 def _reduce_classes(values: Tensor, overlap: _Overlap, empty: str, reduction: Reduction) -> Tensor:
@@ -110,21 +116,31 @@ def jaccard_score(o: _Overlap, smooth_nr: float, smooth_dr: float) -> Tensor:
     return safe_divide(o.tp + smooth_nr, o.sum_p + o.sum_g - o.tp + smooth_dr)
 
 
-def tversky_score(o: _Overlap, fp_weight: float, fn_weight: float, smooth_nr: float, smooth_dr: float) -> Tensor:
+def tversky_score(
+    o: _Overlap, fp_weight: float, fn_weight: float, smooth_nr: float, smooth_dr: float
+) -> Tensor:
     """(TP + s_nr) / (TP + a FP + b FN + s_dr), a weighting false positives and b false negatives."""
     return safe_divide(o.tp + smooth_nr, o.tp + fp_weight * o.fp + fn_weight * o.fn + smooth_dr)
 
 
 class SegmentationParams(LossParams):
-    activation: Activation = Field("softmax", description="Turns logits into probabilities: 'softmax' over C, "
-                                   "'sigmoid' per channel, 'none' if the input is already probabilities.")
+    activation: Activation = Field(
+        "softmax",
+        description="Turns logits into probabilities: 'softmax' over C, "
+        "'sigmoid' per channel, 'none' if the input is already probabilities.",
+    )
     include_background: bool = Field(True, description="Score channel 0 too (nnU-Net leaves it out).")
     batch: bool = Field(False, description="Pool overlap terms over the batch before the ratio (batch Dice).")
     smooth_nr: float = Field(1e-5, ge=0, description="Added to the numerator.")
     smooth_dr: float = Field(1e-5, ge=0, description="Added to the denominator.")
-    empty: Literal["smooth", "skip"] = Field("smooth", description="A class absent from the target: 'smooth' "
-                                             "scores it through the smoothing terms, 'skip' leaves it out.")
-    ignore_index: int | None = Field(None, description="Index-target value of pixels to leave out (off by default).")
+    empty: Literal["smooth", "skip"] = Field(
+        "smooth",
+        description="A class absent from the target: 'smooth' "
+        "scores it through the smoothing terms, 'skip' leaves it out.",
+    )
+    ignore_index: int | None = Field(
+        None, description="Index-target value of pixels to leave out (off by default)."
+    )
     reduction: Reduction = ReductionField
 
 
@@ -136,9 +152,16 @@ class _OverlapLoss(CatalogLoss):
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params
-        probs, one_hot, _ = _probabilities_and_targets(input, target, p.activation, p.ignore_index, self.loss_name)
-        overlap = overlap_terms(probs, one_hot, batch=p.batch, include_background=p.include_background,
-                                squared_pred=getattr(p, "squared_pred", False))
+        probs, one_hot, _ = _probabilities_and_targets(
+            input, target, p.activation, p.ignore_index, self.loss_name
+        )
+        overlap = overlap_terms(
+            probs,
+            one_hot,
+            batch=p.batch,
+            include_background=p.include_background,
+            squared_pred=getattr(p, "squared_pred", False),
+        )
         return _reduce_classes(self.per_class(overlap), overlap, p.empty, p.reduction)
 
 
@@ -188,8 +211,12 @@ class JaccardLoss(_OverlapLoss):
 
 
 class TverskyParams(SegmentationParams):
-    fp_weight: float = Field(0.3, ge=0, description="Weight of false positives (alpha in Salehi et al., MONAI).")
-    fn_weight: float = Field(0.7, ge=0, description="Weight of false negatives (beta in Salehi et al., MONAI).")
+    fp_weight: float = Field(
+        0.3, ge=0, description="Weight of false positives (alpha in Salehi et al., MONAI)."
+    )
+    fn_weight: float = Field(
+        0.7, ge=0, description="Weight of false negatives (beta in Salehi et al., MONAI)."
+    )
 
 
 @register_loss(
@@ -217,7 +244,9 @@ class TverskyLoss(_OverlapLoss):
 
 
 class FocalTverskyParams(TverskyParams):
-    gamma: float = Field(0.75, gt=0, description="Exponent on (1 - TI); 0.75 equals the paper's 1/gamma, gamma 4/3.")
+    gamma: float = Field(
+        0.75, gt=0, description="Exponent on (1 - TI); 0.75 equals the paper's 1/gamma, gamma 4/3."
+    )
 
 
 @register_loss(
@@ -247,15 +276,23 @@ class FocalTverskyLoss(_OverlapLoss):
 class DiceCEParams(DiceParams):
     lambda_dice: float = Field(1.0, ge=0, description="Weight of the Dice term.")
     lambda_ce: float = Field(1.0, ge=0, description="Weight of the cross-entropy term.")
-    ce_weight: list[NonNegative] | None = Field(None, description="Per-class weights (C) of the CE term; the CE "
-                                                "term always covers every channel, background included.")
-    reduction: Literal["mean", "sum"] = Field("mean", description="Applied to both terms: 'mean' averages Dice "
-                                              "values and CE over counted pixels; 'sum' sums both.")
+    ce_weight: list[NonNegative] | None = Field(
+        None,
+        description="Per-class weights (C) of the CE term; the CE "
+        "term always covers every channel, background included.",
+    )
+    reduction: Literal["mean", "sum"] = Field(
+        "mean",
+        description="Applied to both terms: 'mean' averages Dice "
+        "values and CE over counted pixels; 'sum' sums both.",
+    )
 
     @model_validator(mode="after")
     def _needs_logits(self) -> DiceCEParams:
         if self.activation == "none":
-            raise ValueError("activation 'none' is not allowed: the CE term needs logits; use softmax or sigmoid")
+            raise ValueError(
+                "activation 'none' is not allowed: the CE term needs logits; use softmax or sigmoid"
+            )
         return self
 
 
@@ -279,15 +316,28 @@ class DiceCELoss(CatalogLoss):
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params
-        probs, one_hot, mask = _probabilities_and_targets(input, target, p.activation, p.ignore_index, "dice_ce")
-        overlap = overlap_terms(probs, one_hot, batch=p.batch, include_background=p.include_background,
-                                squared_pred=p.squared_pred)
-        dice = _reduce_classes(1.0 - dice_score(overlap, p.smooth_nr, p.smooth_dr), overlap, p.empty, p.reduction)
+        probs, one_hot, mask = _probabilities_and_targets(
+            input, target, p.activation, p.ignore_index, "dice_ce"
+        )
+        overlap = overlap_terms(
+            probs,
+            one_hot,
+            batch=p.batch,
+            include_background=p.include_background,
+            squared_pred=p.squared_pred,
+        )
+        dice = _reduce_classes(
+            1.0 - dice_score(overlap, p.smooth_nr, p.smooth_dr), overlap, p.empty, p.reduction
+        )
         return p.lambda_dice * dice + p.lambda_ce * self._ce_term(input, target, one_hot, mask)
 
     def _ce_term(self, input: Tensor, target: Tensor, one_hot: Tensor, mask: Tensor) -> Tensor:
         p = self.params
-        weight = None if p.ce_weight is None else torch.as_tensor(p.ce_weight, dtype=input.dtype, device=input.device)
+        weight = (
+            None
+            if p.ce_weight is None
+            else torch.as_tensor(p.ce_weight, dtype=input.dtype, device=input.device)
+        )
         if p.activation == "softmax" and target.shape != input.shape:
             ignore = -100 if p.ignore_index is None else p.ignore_index
             return cross_entropy(input, target, weight, ignore, 0.0, p.reduction)
@@ -298,20 +348,33 @@ class DiceCELoss(CatalogLoss):
             per_element = -(one_hot * logits.log_softmax(1) * weight) * mask
             count = mask.sum()
         else:
-            per_element = F.binary_cross_entropy_with_logits(logits, one_hot, reduction="none") * weight * mask
+            per_element = (
+                F.binary_cross_entropy_with_logits(logits, one_hot, reduction="none") * weight * mask
+            )
             count = mask.sum() * c
         return per_element.sum() if p.reduction == "sum" else safe_divide(per_element.sum(), count)
 
 
 class LovaszParams(LossParams):
-    variant: Literal["softmax", "hinge"] = Field("softmax", description="'softmax': Lovasz-Softmax over C >= 2 "
-                                                 "classes; 'hinge': binary Lovasz hinge on one logit channel.")
-    classes: Literal["present", "all"] = Field("present", description="Average over classes present in the "
-                                               "target, or over all classes.")
-    per_image: bool = Field(False, description="Compute per image and average, instead of over the whole batch.")
-    ignore_index: int | None = Field(None, description="Index-target value of pixels to leave out (off by default).")
-    reduction: Reduction = Field("mean", description="Over images when per_image; 'none' then gives (N,). Without "
-                                 "per_image every reduction gives the batch value.")
+    variant: Literal["softmax", "hinge"] = Field(
+        "softmax",
+        description="'softmax': Lovasz-Softmax over C >= 2 "
+        "classes; 'hinge': binary Lovasz hinge on one logit channel.",
+    )
+    classes: Literal["present", "all"] = Field(
+        "present", description="Average over classes present in the target, or over all classes."
+    )
+    per_image: bool = Field(
+        False, description="Compute per image and average, instead of over the whole batch."
+    )
+    ignore_index: int | None = Field(
+        None, description="Index-target value of pixels to leave out (off by default)."
+    )
+    reduction: Reduction = Field(
+        "mean",
+        description="Over images when per_image; 'none' then gives (N,). Without "
+        "per_image every reduction gives the batch value.",
+    )
 
 
 def _lovasz_gradient(sorted_labels: Tensor) -> Tensor:
@@ -365,13 +428,19 @@ class LovaszLoss(CatalogLoss):
         p = self.params
         activation = "softmax" if p.variant == "softmax" else "none"
         if p.variant == "hinge" and (input.dim() < 3 or input.shape[1] != 1):
-            raise LossInputError(FieldViolation("input", "lovasz: the hinge variant needs input (N, 1, *spatial)"))
-        scores, one_hot, mask = _probabilities_and_targets(input, target, activation, p.ignore_index, "lovasz")
+            raise LossInputError(
+                FieldViolation("input", "lovasz: the hinge variant needs input (N, 1, *spatial)")
+            )
+        scores, one_hot, mask = _probabilities_and_targets(
+            input, target, activation, p.ignore_index, "lovasz"
+        )
         labels = one_hot.argmax(1) if one_hot.shape[1] > 1 else one_hot[:, 0]
         keep = mask[:, 0].bool()
-        images = [(scores[i], labels[i], keep[i]) for i in range(input.shape[0])] if p.per_image else [
-            (scores.movedim(0, 1).reshape(scores.shape[1], -1), labels.reshape(-1), keep.reshape(-1))
-        ]
+        images = (
+            [(scores[i], labels[i], keep[i]) for i in range(input.shape[0])]
+            if p.per_image
+            else [(scores.movedim(0, 1).reshape(scores.shape[1], -1), labels.reshape(-1), keep.reshape(-1))]
+        )
         values = torch.stack([self._flat(s[:, k].T, lab[k]) for s, lab, k in images])
         if not p.per_image:
             return values[0]
