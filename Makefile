@@ -23,8 +23,8 @@ demo: $(STAMP)
 	$(BIN)/advisor-cli check-spec client_examples/specs/focal_imbalanced.json
 
 lint: $(STAMP)
-	$(BIN)/ruff check advisor tests bench client_examples
-	$(BIN)/ruff format --check advisor tests bench client_examples
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q

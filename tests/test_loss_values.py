@@ -565,7 +565,7 @@ OVERLAP_CASES = [
 
 
 @pytest.mark.parametrize(
-    "params", OVERLAP_CASES + [{"squared_pred": True}, {"squared_pred": True, "batch": True}]
+    "params", [*OVERLAP_CASES, {"squared_pred": True}, {"squared_pred": True, "batch": True}]
 )
 @pytest.mark.parametrize("name", ["dice", "jaccard"])
 def test_dice_and_jaccard(name, params):
@@ -620,8 +620,9 @@ def _dice_ce_expected(z, y, params):
     dice = _overlap_expected("dice", z, y, dice_params)
     weight = params.get("ce_weight")
     ignore = params.get("ignore_index")
+    reduction = params.get("reduction", "mean")  # applies to both terms
     if activation == "softmax":  # index targets: torch's CE, mean over the sum of the targets' weights
-        ce = ref.cross_entropy(z, y, weight, -100 if ignore is None else ignore, 0.0, "mean")
+        ce = ref.cross_entropy(z, y, weight, -100 if ignore is None else ignore, 0.0, reduction)
     else:  # sigmoid: BCE per channel against the one-hot/0-1 target, mean over counted pixels x C
         p, g = ref.seg_arrays(z, y, "none", ignore)
         keep = (
@@ -629,7 +630,7 @@ def _dice_ce_expected(z, y, params):
         )
         w = np.ones(z.shape[1]) if weight is None else np.asarray(weight)
         per = ref.bce(p, g) * w[None, :, None] * keep[:, None, :]
-        ce = per.sum() / (keep.sum() * z.shape[1])
+        ce = ref.reduce(per, reduction, keep.sum() * z.shape[1])
     return params.get("lambda_dice", 1.0) * dice + params.get("lambda_ce", 1.0) * ce
 
 
@@ -639,7 +640,8 @@ def _dice_ce_expected(z, y, params):
         {},
         {"batch": True, "include_background": False},
         {"lambda_dice": 0.7, "lambda_ce": 1.6, "ce_weight": [0.2, 1.0, 3.0], "ignore_index": 255},
-        {"include_background": False, "reduction": "none", "ce_weight": [0.5, 1.0, 2.0]},
+        {"include_background": False, "reduction": "sum", "ce_weight": [0.5, 1.0, 2.0]},
+        {"activation": "sigmoid", "ce_weight": [0.5, 2.0, 1.0], "reduction": "sum", "batch": True},
         {"reduction": "sum", "smooth_nr": 0.5, "smooth_dr": 0.5},
         {"activation": "sigmoid", "ce_weight": [0.5, 2.0, 1.0]},
         {"activation": "sigmoid", "ignore_index": 255, "batch": True},
@@ -663,9 +665,9 @@ def test_dice_ce_soft_target_softmax_without_weights():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="dice_ce with ce_weight: index targets divide the CE sum by the sum of the targets' weights "
-    "(torch convention), one-hot targets of the same labels divide by the pixel count, so the same data "
-    "gives two different losses depending on the target encoding",
+    reason="dice_ce with ce_weight: the docstring says the CE mean divides as cross_entropy does (by the sum "
+    "of the targets' weights); index targets do, but one-hot targets of the same labels divide by the pixel "
+    "count, so the same data gives two different losses depending on the target encoding",
 )
 def test_dice_ce_weighted_same_value_for_index_and_one_hot_targets():
     z, y = _seg_case(35)

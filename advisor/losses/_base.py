@@ -45,6 +45,10 @@ class CatalogLoss(nn.Module):
             params = validate_params(self.loss_name, kwargs)
         elif kwargs:
             raise TypeError("pass either a params model or keyword parameters, not both")
+        elif not isinstance(params, self.Params):
+            raise TypeError(
+                f"{type(self).__name__} takes {self.Params.__name__}, got {type(params).__name__}"
+            )
         self.params = params
 
     def spec(self) -> LossSpec:

@@ -48,9 +48,11 @@ _MULTICLASS = ("multiclass", "binary", "ordinal")
 
 def _class_last(input: Tensor, loss: str) -> Tensor:
     """(N, C, *) logits as (M, C) rows, one per target entry."""
-    if input.dim() < 2:
+    if input.dim() < 2 or input.shape[1] < 2:
         raise LossInputError(
-            FieldViolation("input", f"{loss}: input must be (N, C, ...), got {tuple(input.shape)}")
+            FieldViolation(
+                "input", f"{loss}: input must be (N, C, ...) with C >= 2 classes, got {tuple(input.shape)}"
+            )
         )
     return input.movedim(1, -1).reshape(-1, input.shape[1])
 
