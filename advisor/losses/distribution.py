@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch.nn.functional as F
+import torch
 from pydantic import Field
 from torch import Tensor
 
-from advisor.losses._base import CatalogLoss, LossParams, check_same_shape
+from advisor.losses._base import CatalogLoss, LossParams, check_same_shape, reduce_loss
 from advisor.losses.registry import register_loss
 
 
@@ -39,7 +39,7 @@ class KLDivLoss(CatalogLoss):
     """Kullback-Leibler divergence KL(target || prediction) = sum_k t_k (log t_k - log q_k).
 
     For soft targets: distillation, label distributions, histogram heads. Terms with t_k = 0 contribute 0.
-    Wraps ``torch.nn.functional.kl_div``.
+    Same values as ``torch.nn.functional.kl_div`` except that a log-target of -inf gives 0, not NaN.
     """
 
     Params = KLDivParams
@@ -48,4 +48,27 @@ class KLDivLoss(CatalogLoss):
         p = self.params
         check_same_shape(input, target, "kl_div")
         log_q = input.log_softmax(1) if p.input_format == "logits" else input
-        return F.kl_div(log_q, target, reduction=p.reduction, log_target=p.log_target)
+        return kl_div_loss(log_q, target, log_target=p.log_target, reduction=p.reduction)
+
+
+def kl_div_loss(
+    log_q: Tensor,
+    target: Tensor,
+    *,
+    log_target: bool = False,
+    reduction: Literal["none", "mean", "sum", "batchmean"] = "batchmean",
+) -> Tensor:
+    """Pointwise t (log t - log q) with 0 log 0 = 0 for both target forms, then the reduction.
+
+    torch's ``kl_div`` gives NaN for a log-target of -inf (0 * -inf); here such a term is exactly 0, with a
+    zero gradient.
+    """
+    if log_target:
+        zero = torch.isneginf(target)
+        safe = torch.where(zero, torch.zeros_like(target), target)
+        pointwise = torch.where(zero, torch.zeros_like(log_q), torch.exp(safe) * (safe - log_q))
+    else:
+        pointwise = torch.xlogy(target, target) - target * log_q
+    if reduction == "batchmean":
+        return pointwise.sum() / log_q.shape[0]
+    return reduce_loss(pointwise, reduction)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -125,15 +126,15 @@ class MultiTaskLoss(CatalogLoss):
                         side, f"multi_task: needs exactly the heads {self.head_names}, got {sorted(values)}"
                     )
                 )
-        losses = torch.stack(
-            [self.heads[name](input[name], target[name]).float() for name in self.head_names]
-        )
+        values = [self.heads[name](input[name], target[name]) for name in self.head_names]
+        dtype = functools.reduce(torch.promote_types, [value.dtype for value in values])
+        losses = torch.stack([value.to(dtype) for value in values])  # float64 heads stay float64
         self.last_losses = losses.detach()
-        self.epoch_sums += self.last_losses.to(self.epoch_sums.device)
+        self.epoch_sums += self.last_losses.to(self.epoch_sums)
         self.epoch_steps += 1
         if isinstance(self.params.weighting, UncertaintyWeighting):
             return (0.5 * torch.exp(-self.log_vars) * losses + 0.5 * self.log_vars).sum()
-        return (self.weights.to(losses.device) * losses).sum()
+        return (self.weights.to(losses) * losses).sum()
 
     def end_epoch(self) -> None:
         """Close an epoch: record its mean head losses and, for DWA, recompute the weights."""

@@ -344,9 +344,9 @@ class DiceCELoss(CatalogLoss):
         n, c = input.shape[:2]
         logits = input.reshape(n, c, -1)
         weight = 1.0 if weight is None else weight[:, None]
-        if p.activation == "softmax":  # soft or one-hot targets
-            per_element = -(one_hot * logits.log_softmax(1) * weight) * mask
-            count = mask.sum()
+        if p.activation == "softmax":  # one-hot or soft targets: divide by the target mass times its weight,
+            per_element = -(one_hot * logits.log_softmax(1) * weight) * mask  # as index targets do
+            count = (one_hot * weight * mask).sum()
         else:
             per_element = (
                 F.binary_cross_entropy_with_logits(logits, one_hot, reduction="none") * weight * mask
