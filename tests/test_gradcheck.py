@@ -312,3 +312,21 @@ def test_multi_task_gradients_by_formula(scheme):
         reg = build("log_cosh")(reg_x, reg_y).item()
         expected = [0.5 - 0.5 * np.exp(-0.3) * reg, 0.5 - 0.5 * np.exp(-0.3) * head.item()]
         np.testing.assert_allclose(loss.log_vars.grad.numpy(), expected, rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------ distribution
+
+
+@pytest.mark.parametrize("log_target", [False, True])
+@pytest.mark.parametrize("input_format", ["log_probs", "logits"])
+def test_kl_div(log_target, input_format):
+    g = rng(40)
+    logits = g.normal(size=(3, 4))
+    x = logits if input_format == "logits" else logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    target = g.dirichlet(np.ones(4), size=3)
+    target[0, 1] = 0.0  # a zero-probability class contributes 0 and a finite gradient
+    target /= target.sum(1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        y = np.log(target) if log_target else target
+    loss = build("kl_div", input_format=input_format, log_target=log_target)
+    assert_gradcheck(loss, leaf(x), const(y))
