@@ -90,6 +90,13 @@ def violations_from_pydantic(exc: ValidationError, *, prefix: str) -> list[Field
         elif error["type"] == "missing":
             message = "required field is missing"
         else:
-            message = f"got {error['input']!r}: {error['msg'].removeprefix('Value error, ')}"
+            message = error["msg"].removeprefix("Value error, ")
+            if not isinstance(error["input"], Mapping):  # a whole object is too long to echo
+                message = f"got {_short_repr(error['input'])}: {message}"
         violations.append(FieldViolation(path, message))
     return violations
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

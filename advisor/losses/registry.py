@@ -13,26 +13,15 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from advisor.errors import FieldViolation, SpecError
+from advisor.heads import HEAD_TYPES
 from advisor.losses._base import CatalogLoss, LossParams
 from advisor.spec import LossSpec, SpecLike, parse_spec, violations_from_pydantic
 
-HeadType = Literal[
-    "regression",
-    "binary",
-    "multiclass",
-    "multilabel",
-    "ordinal",
-    "count",
-    "segmentation",
-    "audio",
-    "distribution",
-]
-HEAD_TYPES: tuple[str, ...] = get_args(HeadType)
 ENTRY_POINT_GROUP = "loss_advisor.losses"
 
 

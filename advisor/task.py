@@ -1,0 +1,254 @@
+"""What the user tells us about the task: output heads, their statistics, metric and known traits.
+
+A :class:`TaskDescription` comes from the user directly (Python, JSON, gRPC) or from profiling their data
+(:func:`advisor.profile`). Everything is validated here, at the boundary; the rest of the advisor trusts it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from advisor.errors import AdvisorError
+from advisor.heads import IMBALANCED_DEFAULT_METRIC, METRICS_BY_HEAD, HeadType, Metric
+from advisor.spec import violations_from_pydantic
+
+Share = Annotated[float, Field(ge=0, le=1)]
+Count = Annotated[int, Field(ge=0)]
+CLASS_HEADS = ("binary", "multiclass", "ordinal")
+LABEL_HEADS = (*CLASS_HEADS, "multilabel", "segmentation")
+# An imbalance ratio at or above this is "imbalanced" (selection.md: < 3 none, 3-20 moderate, > 20 severe).
+IMBALANCE_THRESHOLD = 3.0
+
+
+class TaskError(AdvisorError):
+    """A task description that does not validate; each violation names the field."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LabelNoise(_Model):
+    """Known label noise of a classification head."""
+
+    rate: Share = Field(description="Estimated share of wrong labels.")
+    kind: Literal["symmetric", "asymmetric", "unknown"] = Field(
+        "unknown", description="Symmetric: flips to any class alike; asymmetric: to similar classes."
+    )
+
+
+class TargetSummary(_Model):
+    """Statistics of a numeric (regression or count) target."""
+
+    mean: float | None = Field(None, description="Mean of the target.")
+    variance: float | None = Field(None, ge=0, description="Variance of the target.")
+    minimum: float | None = Field(None, description="Smallest target value.")
+    maximum: float | None = Field(None, description="Largest target value.")
+    zero_share: Share | None = Field(None, description="Share of targets exactly 0.")
+    outlier_fraction: Share | None = Field(
+        None, description="Share of robust-fit residuals beyond 3.5 robust scales from their median."
+    )
+    robust_scale: float | None = Field(
+        None, gt=0, description="1.4826 x median absolute deviation of robust-fit residuals, in target units."
+    )
+    heteroscedasticity_pvalue: Share | None = Field(
+        None,
+        description="Breusch-Pagan p-value of the quick-fit residuals (small: variance depends on inputs).",
+    )
+
+    @model_validator(mode="after")
+    def _bounds_are_ordered(self) -> TargetSummary:
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(f"minimum {self.minimum} exceeds maximum {self.maximum}")
+        return self
+
+
+def _only_for(types: tuple[str, ...], value: Any, info: ValidationInfo) -> Any:
+    """Reject a statistic that does not belong to the head's type."""
+    head_type = info.data.get("type")
+    if value is not None and head_type is not None and head_type not in types:
+        raise ValueError(f"applies to {', '.join(types)} heads, not to a {head_type} head")
+    return value
+
+
+class Head(_Model):
+    """One output head: its type, statistics, the metric it is judged by, and known traits."""
+
+    name: str = Field("target", min_length=1, description="Head name (a target column for profiled data).")
+    type: HeadType = Field(description="What the head predicts.")
+    num_classes: int | None = Field(
+        None, ge=2, description="Classes (labels for multilabel); from the histogram."
+    )
+    class_histogram: list[Count] | None = Field(
+        None, min_length=2, description="Count of each class, by index."
+    )
+    class_labels: list[str] | None = Field(None, description="Display name of each class, by index.")
+    positive_rates: list[Share] | None = Field(
+        None, min_length=1, description="Share of positives per label."
+    )
+    target: TargetSummary | None = Field(None, description="Summary of a numeric target.")
+    foreground_shares: list[Share] | None = Field(
+        None, min_length=1, description="Mean pixel share of each foreground class (background excluded)."
+    )
+    sample_rate: int | None = Field(None, gt=0, description="Audio sample rate in Hz.")
+    metric: Metric | None = Field(None, description="The metric the head is judged by; a default per type.")
+    label_noise: LabelNoise | None = Field(None, description="Known label noise.")
+    calibration_needed: bool = Field(False, description="Calibrated probabilities are needed.")
+    intervals_needed: bool = Field(False, description="Prediction intervals are needed.")
+
+    @field_validator("class_histogram", "class_labels")
+    @classmethod
+    def _class_statistics(cls, value: Any, info: ValidationInfo) -> Any:
+        return _only_for(CLASS_HEADS, value, info)
+
+    @field_validator("positive_rates")
+    @classmethod
+    def _label_statistics(cls, value: Any, info: ValidationInfo) -> Any:
+        return _only_for(("multilabel",), value, info)
+
+    @field_validator("target")
+    @classmethod
+    def _numeric_statistics(cls, value: Any, info: ValidationInfo) -> Any:
+        return _only_for(("regression", "count"), value, info)
+
+    @field_validator("foreground_shares")
+    @classmethod
+    def _mask_statistics(cls, value: Any, info: ValidationInfo) -> Any:
+        return _only_for(("segmentation",), value, info)
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _audio_statistics(cls, value: Any, info: ValidationInfo) -> Any:
+        return _only_for(("audio",), value, info)
+
+    @field_validator("label_noise")
+    @classmethod
+    def _noise_on_labels(cls, value: Any, info: ValidationInfo) -> Any:
+        return _only_for(LABEL_HEADS, value, info)
+
+    @field_validator("calibration_needed")
+    @classmethod
+    def _calibration_of_probabilities(cls, value: bool, info: ValidationInfo) -> bool:
+        return _only_for(("binary", "multiclass", "multilabel"), value or None, info) or False
+
+    @field_validator("intervals_needed")
+    @classmethod
+    def _intervals_of_numbers(cls, value: bool, info: ValidationInfo) -> bool:
+        return _only_for(("regression", "count"), value or None, info) or False
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_fits_type(cls, metric: str | None, info: ValidationInfo) -> str | None:
+        head_type = info.data.get("type")
+        if metric is not None and head_type is not None and metric not in METRICS_BY_HEAD[head_type]:
+            allowed = ", ".join(METRICS_BY_HEAD[head_type])
+            raise ValueError(f"metric {metric!r} does not fit a {head_type} head; allowed: {allowed}")
+        return metric
+
+    @model_validator(mode="after")
+    def _consistent_sizes_and_defaults(self) -> Head:
+        sizes = {
+            "class_histogram": len(self.class_histogram or []) or None,
+            "class_labels": len(self.class_labels or []) or None,
+            "positive_rates": len(self.positive_rates or []) or None,
+            "foreground_shares": len(self.foreground_shares) + 1 if self.foreground_shares else None,
+        }
+        known = {field: size for field, size in sizes.items() if size is not None}
+        num_classes = self.num_classes or next(iter(known.values()), None)
+        if self.type == "binary":
+            num_classes = num_classes or 2
+            if num_classes != 2:
+                raise ValueError(f"a binary head has 2 classes, got {num_classes}")
+        for field, size in known.items():
+            if size != num_classes:
+                raise ValueError(f"{field} implies {size} classes but num_classes is {num_classes}")
+        if self.type in ("multiclass", "ordinal", "segmentation", "multilabel") and num_classes is None:
+            raise ValueError(
+                f"a {self.type} head needs num_classes or a histogram/rates/shares to derive it from"
+            )
+        if self.class_histogram is not None and sum(self.class_histogram) == 0:
+            raise ValueError("class_histogram counts are all 0")
+        object.__setattr__(self, "num_classes", num_classes)
+        if self.metric is None:
+            imbalanced = (self.imbalance_ratio or 1.0) >= IMBALANCE_THRESHOLD
+            default = IMBALANCED_DEFAULT_METRIC.get(self.type) if imbalanced else None
+            object.__setattr__(self, "metric", default or METRICS_BY_HEAD[self.type][0])
+        return self
+
+    @property
+    def imbalance_ratio(self) -> float | None:
+        """n_max / n_min over the classes (a zero count counts as 1, so the ratio stays finite)."""
+        if not self.class_histogram:
+            return None
+        return max(self.class_histogram) / max(min(self.class_histogram), 1)
+
+
+class TaskDescription(_Model):
+    """A task: one or more named heads, plus the data size when known.
+
+    Parameters
+    ----------
+    heads : list of Head
+        The model's output heads; names must be unique.
+    n_samples, n_features : int, optional
+        Rows and input features of the training data.
+    source : {"description", "data"}
+        Whether the statistics were stated by the user or profiled from data.
+    notes : list of str
+        What profiling did that the user should know (sampling, dropped columns, rows without a target).
+    """
+
+    heads: list[Head] = Field(min_length=1, description="The model's output heads.")
+    n_samples: int | None = Field(None, ge=1, description="Training rows.")
+    n_features: int | None = Field(None, ge=0, description="Input features after encoding.")
+    source: Literal["description", "data"] = Field("description", description="Stated or profiled.")
+    notes: list[str] = Field(
+        default_factory=list, description="What profiling did (sampling, dropped columns)."
+    )
+
+    @field_validator("heads")
+    @classmethod
+    def _unique_names(cls, heads: list[Head]) -> list[Head]:
+        names = [head.name for head in heads]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"head names must be unique, repeated: {duplicates}")
+        return heads
+
+    def head(self, name: str) -> Head:
+        for head in self.heads:
+            if head.name == name:
+                return head
+        raise TaskError(f"heads: no head named {name!r}; heads are {[h.name for h in self.heads]}")
+
+
+TaskLike = TaskDescription | Mapping[str, Any] | str
+
+
+def parse_task(task: TaskLike, *, field: str = "") -> TaskDescription:
+    """A :class:`TaskDescription` from itself, a mapping or JSON text; :class:`TaskError` names bad fields."""
+    if isinstance(task, TaskDescription):
+        return task
+    if isinstance(task, str | bytes):
+        try:
+            task = json.loads(task)
+        except json.JSONDecodeError as exc:
+            raise TaskError(
+                f"task: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            ) from None
+    try:
+        return TaskDescription.model_validate(task)
+    except ValidationError as exc:
+        raise TaskError(violations_from_pydantic(exc, prefix=field)) from None
