@@ -107,6 +107,9 @@ class Head(_Model):
     label_noise: LabelNoise | None = Field(None, description="Known label noise.")
     calibration_needed: bool = Field(False, description="Calibrated probabilities are needed.")
     intervals_needed: bool = Field(False, description="Prediction intervals are needed.")
+    outputs_log_probs: bool = Field(
+        False, description="The model's classification head already ends in log_softmax (not logits)."
+    )
 
     @field_validator("class_histogram", "class_labels")
     @classmethod
@@ -147,6 +150,11 @@ class Head(_Model):
     @classmethod
     def _intervals_of_numbers(cls, value: bool, info: ValidationInfo) -> bool:
         return _only_for(("regression", "count"), value or None, info) or False
+
+    @field_validator("outputs_log_probs")
+    @classmethod
+    def _log_probs_of_classes(cls, value: bool, info: ValidationInfo) -> bool:
+        return _only_for(("multiclass", "ordinal", "segmentation"), value or None, info) or False
 
     @field_validator("metric")
     @classmethod

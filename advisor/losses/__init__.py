@@ -16,6 +16,7 @@ from advisor.losses.registry import (
     normalize_spec,
     register_loss,
     spec_json_schema,
+    validate_params,
 )
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "regression",
     "segmentation",
     "spec_json_schema",
+    "validate_params",
 ]

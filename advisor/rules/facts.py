@@ -1,0 +1,123 @@
+"""Facts: the flat, named quantities about one head that rule conditions compare.
+
+Every fact is derived from a :class:`~advisor.task.TaskDescription` and one of its heads; a fact is ``None``
+when the description does not say (and any comparison on it is then false, except ``is_set: false``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from advisor.heads import HeadType, Metric
+from advisor.task import IMBALANCE_THRESHOLD, Head, TaskDescription
+
+Share = Annotated[float, Field(ge=0, le=1)]
+SEVERE_IMBALANCE = 20.0
+# Counts are overdispersed above this variance / mean (selection.md: <= 1.5 is Poisson-like).
+OVERDISPERSION_THRESHOLD = 1.5
+
+
+class Facts(BaseModel):
+    """The facts rules may name. Field descriptions are the documentation ``advisor-cli rules facts`` shows."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    head_type: HeadType = Field(description="Type of the head.")
+    metric: Metric = Field(description="Metric the head is judged by.")
+    n_heads: int = Field(ge=1, description="Number of heads in the task.")
+    n_samples: int | None = Field(None, ge=1, description="Training rows.")
+    n_features: int | None = Field(None, ge=0, description="Encoded input features.")
+    num_classes: int | None = Field(None, ge=2, description="Classes, or labels of a multilabel head.")
+    imbalance_ratio: float | None = Field(None, ge=1, description="n_max / n_min over the class histogram.")
+    imbalance: Literal["none", "moderate", "severe"] | None = Field(
+        None, description="Imbalance level: ratio < 3 none, 3-20 moderate, > 20 severe."
+    )
+    long_tail: bool | None = Field(
+        None, description="At least 10 classes and an imbalance ratio of at least 10."
+    )
+    min_class_count: int | None = Field(None, ge=0, description="Smallest class count.")
+    minority_share: Share | None = Field(None, description="Share of the smallest class.")
+    label_noise_rate: Share | None = Field(None, description="Known share of wrong labels.")
+    label_noise_kind: Literal["symmetric", "asymmetric", "unknown"] | None = Field(
+        None, description="Kind of known label noise."
+    )
+    calibration_needed: bool = Field(description="Calibrated probabilities are needed.")
+    intervals_needed: bool = Field(description="Prediction intervals are needed.")
+    outputs_log_probs: bool = Field(description="The classification head ends in log_softmax, not logits.")
+    outlier_fraction: Share | None = Field(
+        None, description="Share of robust-fit residuals beyond 3.5 scales."
+    )
+    heteroscedastic: bool | None = Field(None, description="Breusch-Pagan p < 0.05 on quick-fit residuals.")
+    dispersion: float | None = Field(None, ge=0, description="Variance / mean of a count target.")
+    overdispersed: bool | None = Field(None, description="Count dispersion above 1.5.")
+    zero_share: Share | None = Field(None, description="Share of targets exactly 0.")
+    excess_zeros: bool | None = Field(
+        None, description="Zero share clearly above the Poisson expectation exp(-mean)."
+    )
+    non_negative: bool | None = Field(None, description="The target is never below 0.")
+    min_positive_rate: Share | None = Field(
+        None, description="Smallest per-label positive rate (multilabel)."
+    )
+    label_imbalance: float | None = Field(
+        None, ge=0, description="Largest negatives / positives ratio over labels (multilabel)."
+    )
+    min_foreground_share: Share | None = Field(
+        None, description="Smallest foreground class share (segmentation)."
+    )
+    sample_rate: int | None = Field(None, gt=0, description="Audio sample rate in Hz.")
+
+
+def _imbalance_level(ratio: float | None) -> str | None:
+    if ratio is None:
+        return None
+    return "none" if ratio < IMBALANCE_THRESHOLD else "moderate" if ratio <= SEVERE_IMBALANCE else "severe"
+
+
+def facts_for(task: TaskDescription, head: Head) -> Facts:
+    """The facts of ``head`` within ``task``."""
+    histogram, summary, rates = head.class_histogram, head.target, head.positive_rates
+    ratio = head.imbalance_ratio
+    mean = summary.mean if summary else None
+    dispersion = (
+        summary.variance / mean
+        if summary and summary.variance is not None and mean is not None and mean > 0
+        else None
+    )
+    zero_share = summary.zero_share if summary else None
+    excess_zeros = None
+    if head.type == "count" and zero_share is not None and mean is not None and mean >= 0:
+        expected = math.exp(-mean)
+        excess_zeros = zero_share > 1.5 * expected and zero_share - expected > 0.05
+    pvalue = summary.heteroscedasticity_pvalue if summary else None
+    return Facts(
+        head_type=head.type,
+        metric=head.metric,
+        n_heads=len(task.heads),
+        n_samples=task.n_samples,
+        n_features=task.n_features,
+        num_classes=head.num_classes,
+        imbalance_ratio=ratio,
+        imbalance=_imbalance_level(ratio),
+        long_tail=None if ratio is None else (head.num_classes or 0) >= 10 and ratio >= 10,
+        min_class_count=min(histogram) if histogram else None,
+        minority_share=min(histogram) / sum(histogram) if histogram else None,
+        label_noise_rate=head.label_noise.rate if head.label_noise else None,
+        label_noise_kind=head.label_noise.kind if head.label_noise else None,
+        calibration_needed=head.calibration_needed,
+        intervals_needed=head.intervals_needed,
+        outputs_log_probs=head.outputs_log_probs,
+        outlier_fraction=summary.outlier_fraction if summary else None,
+        heteroscedastic=None if pvalue is None else pvalue < 0.05,
+        dispersion=dispersion,
+        overdispersed=None if dispersion is None else dispersion > OVERDISPERSION_THRESHOLD,
+        zero_share=zero_share,
+        excess_zeros=excess_zeros,
+        non_negative=None if not summary or summary.minimum is None else summary.minimum >= 0,
+        min_positive_rate=min(rates) if rates else None,
+        label_imbalance=max((1 - p) / max(p, 1e-12) for p in rates) if rates and max(rates) > 0 else None,
+        min_foreground_share=min(head.foreground_shares) if head.foreground_shares else None,
+        sample_rate=head.sample_rate,
+    )
