@@ -57,8 +57,9 @@ def _histogram(ctx: RuleContext) -> list[int]:
     return ctx.head.class_histogram
 
 
-def _rounded(values: list[float], digits: int = 6) -> list[float]:
-    return [round(v, digits) for v in values]
+def _rounded(values: list[float]) -> list[float]:
+    """Six significant digits: specs stay readable and examples can state values by hand."""
+    return [float(f"{v:.6g}") for v in values]
 
 
 @derivation

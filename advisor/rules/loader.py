@@ -23,6 +23,7 @@ from advisor.errors import AdvisorError, FieldViolation, SpecError
 from advisor.losses import get_loss_info, validate_params
 from advisor.rules.schema import (
     ConditionError,
+    Derive,
     Predicate,
     RuleModel,
     check_derive_arguments,
@@ -140,7 +141,15 @@ def _recommendation_problems(model: RuleModel) -> list[tuple[Path_, str]]:
         return [(("recommend", "loss"), exc.violations[0].description)]
     known = list(info.params_model.model_fields)
     problems: list[tuple[Path_, str]] = []
-    derived = model.derived_params()
+    derived = {}
+    for name, value in recommend.params.items():
+        if isinstance(value, dict) and "derive" in value:
+            try:
+                derived[name] = Derive.model_validate(value)
+            except ValidationError as exc:
+                problems.append(
+                    (("recommend", "params", name), exc.errors()[0]["msg"].removeprefix("Value error, "))
+                )
     for name in recommend.params:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=2, cutoff=0.5)
@@ -155,7 +164,7 @@ def _recommendation_problems(model: RuleModel) -> list[tuple[Path_, str]]:
         message = check_derive_arguments(name, derive)
         if message:
             problems.append((("recommend", "params", name), message))
-    literals = {k: v for k, v in recommend.params.items() if k not in derived and k in known}
+    literals = {k: v for k, v in recommend.params.items() if not _is_derived(v) and k in known}
     try:
         validate_params(info.name, literals)
     except SpecError as exc:
@@ -163,11 +172,17 @@ def _recommendation_problems(model: RuleModel) -> list[tuple[Path_, str]]:
             name = violation.field.removeprefix("params.").split(".")[0]
             if name in literals:  # parameters left to derivations or defaults are checked by the examples
                 problems.append((("recommend", "params", name), violation.description))
-    if derived and not any(example.expect for example in model.examples.match):
+    if any(_is_derived(v) for v in recommend.params.values()) and not any(
+        example.expect for example in model.examples.match
+    ):
         problems.append(
             (("examples", "match"), "a rule with derived parameters needs an example with 'expect'")
         )
     return problems
+
+
+def _is_derived(value: Any) -> bool:
+    return isinstance(value, dict) and "derive" in value
 
 
 @functools.lru_cache(maxsize=256)

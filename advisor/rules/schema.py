@@ -69,6 +69,15 @@ def _constrained(name: str, annotation: Any) -> TypeAdapter:
 
 
 _FACT_CONSTRAINTS = {name: _constrained(name, annotation) for name, (_, annotation) in _FACT_KINDS.items()}
+
+
+def fact_kind(name: str) -> str:
+    """'number', 'bool' or 'choice' (with the choices)."""
+    kind, annotation = _FACT_KINDS[name]
+    choices = typing.get_args(annotation) if kind == "choice" else ()
+    return f"choice: {', '.join(map(str, choices))}" if choices else kind
+
+
 _ALLOWED_OPS = {
     "number": (*_EQUALITY_OPS, *_ORDER_OPS, *_MEMBER_OPS, "is_set"),
     "bool": (*_EQUALITY_OPS, "is_set"),
@@ -221,13 +230,6 @@ class RuleModel(_Model):
     recommend: Recommendation
     references: list[str] = Field(min_length=1)
     examples: Examples
-
-    def derived_params(self) -> dict[str, Derive]:
-        return {
-            name: Derive.model_validate(value)
-            for name, value in self.recommend.params.items()
-            if isinstance(value, dict) and "derive" in value
-        }
 
 
 def check_derive_arguments(name: str, derive: Derive) -> str | None:
