@@ -56,8 +56,10 @@ class CatalogLoss(nn.Module):
         return LossSpec(loss=self.loss_name, params=self.params.model_dump(mode="json"))
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        with torch.autocast(input.device.type, enabled=False):
-            return self.compute(upcast(input), upcast(target))
+        if torch.is_autocast_enabled(input.device.type):
+            with torch.autocast(input.device.type, enabled=False):
+                return self.compute(upcast(input), upcast(target))
+        return self.compute(upcast(input), upcast(target))
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         """The loss on promoted inputs; subclasses call their functional form here."""
