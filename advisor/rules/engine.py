@@ -159,8 +159,10 @@ def candidates_from(rules: RuleSet, task: TaskDescription) -> list[Candidate]:
 
 
 def _close(actual: Any, expected: Any) -> bool:
+    numbers = (int, float)
     if isinstance(expected, float) or isinstance(actual, float):
-        return isinstance(actual, int | float) and math.isclose(actual, expected, rel_tol=1e-4, abs_tol=1e-9)
+        both = isinstance(actual, numbers) and isinstance(expected, numbers)
+        return both and math.isclose(actual, expected, rel_tol=1e-4, abs_tol=1e-9)
     if isinstance(expected, list) and isinstance(actual, list):
         return len(actual) == len(expected) and all(
             _close(a, e) for a, e in zip(actual, expected, strict=True)

@@ -81,11 +81,8 @@ def facts_for(task: TaskDescription, head: Head) -> Facts:
     histogram, summary, rates = head.class_histogram, head.target, head.positive_rates
     ratio = head.imbalance_ratio
     mean = summary.mean if summary else None
-    dispersion = (
-        summary.variance / mean
-        if summary and summary.variance is not None and mean is not None and mean > 0
-        else None
-    )
+    counted = head.type == "count" and summary is not None and summary.variance is not None
+    dispersion = summary.variance / mean if counted and mean is not None and mean > 0 else None
     zero_share = summary.zero_share if summary else None
     excess_zeros = None
     if head.type == "count" and zero_share is not None and mean is not None and mean >= 0:

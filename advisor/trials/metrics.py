@@ -1,0 +1,195 @@
+"""Validation metrics: the head's metric, computed from trial predictions.
+
+Every function takes the prediction dict an :class:`~advisor.trials.adapters.Adapter` produces ('proba',
+'value', 'variance', 'quantiles', 'wave') and the validation target, and returns a float. Direction:
+:data:`advisor.heads.HIGHER_IS_BETTER`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from sklearn import metrics as skm
+from torch import Tensor
+
+Predictions = dict[str, Tensor]
+_EPS = 1e-12
+_INTERVAL_LEVELS = (0.05, 0.5, 0.95)
+
+
+def _np(tensor: Tensor) -> np.ndarray:
+    return tensor.detach().cpu().double().numpy()
+
+
+def _class_proba(predictions: Predictions) -> np.ndarray:
+    """(N, C) class probabilities, also from a single sigmoid column."""
+    proba = _np(predictions["proba"])
+    if proba.ndim == 1 or proba.shape[1] == 1:
+        positive = proba.reshape(-1)
+        return np.stack([1 - positive, positive], axis=1)
+    return proba
+
+
+def _labels(predictions: Predictions) -> np.ndarray:
+    return _class_proba(predictions).argmax(1)
+
+
+def _positive(predictions: Predictions) -> np.ndarray:
+    return _class_proba(predictions)[:, 1]
+
+
+def _safe(score: Callable[[], float]) -> float:
+    """A metric undefined on this split (one class only) gives NaN rather than an exception."""
+    try:
+        return float(score())
+    except ValueError:
+        return math.nan
+
+
+def _multilabel_columns(proba: np.ndarray, target: np.ndarray) -> list[int]:
+    return [j for j in range(target.shape[1]) if 0 < target[:, j].sum() < len(target)]
+
+
+def _map(predictions: Predictions, target: Tensor) -> float:
+    proba, y = _np(predictions["proba"]), _np(target)
+    columns = _multilabel_columns(proba, y)
+    return (
+        float(np.mean([skm.average_precision_score(y[:, j], proba[:, j]) for j in columns]))
+        if columns
+        else math.nan
+    )
+
+
+def _roc_auc(predictions: Predictions, target: Tensor) -> float:
+    y = _np(target)
+    if y.ndim == 2:
+        proba = _np(predictions["proba"])
+        columns = _multilabel_columns(proba, y)
+        return (
+            float(np.mean([skm.roc_auc_score(y[:, j], proba[:, j]) for j in columns]))
+            if columns
+            else math.nan
+        )
+    return _safe(lambda: skm.roc_auc_score(y, _positive(predictions)))
+
+
+def _macro_f1(predictions: Predictions, target: Tensor) -> float:
+    y = _np(target)
+    if y.ndim == 2:  # multilabel at threshold 0.5
+        return float(skm.f1_score(y, _np(predictions["proba"]) > 0.5, average="macro", zero_division=0))
+    return float(skm.f1_score(y, _labels(predictions), average="macro", zero_division=0))
+
+
+def _log_loss(predictions: Predictions, target: Tensor) -> float:
+    y = _np(target)
+    if y.ndim == 2:
+        p = np.clip(_np(predictions["proba"]), _EPS, 1 - _EPS)
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    proba = np.clip(_class_proba(predictions), _EPS, 1.0)
+    return float(-np.mean(np.log(proba[np.arange(len(y)), y.astype(int)])))
+
+
+def _gaussian_nll(predictions: Predictions, target: Tensor) -> float:
+    y, mean = _np(target), _np(predictions["value"])
+    variance = (
+        _np(predictions["variance"])
+        if "variance" in predictions
+        else np.full_like(y, np.mean((y - mean) ** 2))
+    )
+    variance = np.maximum(variance, _EPS)
+    return float(np.mean(0.5 * (np.log(2 * np.pi * variance) + (y - mean) ** 2 / variance)))
+
+
+def _pinball(predictions: Predictions, target: Tensor) -> float:
+    """Mean pinball loss at the 5%, 50% and 95% levels (from quantile heads, a variance head, or the point)."""
+    y, mean = _np(target), _np(predictions["value"])
+    if "quantiles" in predictions and predictions["quantiles"].shape[1] == 3:
+        columns = _np(predictions["quantiles"]).T
+    elif "variance" in predictions:
+        sd = np.sqrt(_np(predictions["variance"]))
+        columns = [mean - 1.6449 * sd, mean, mean + 1.6449 * sd]
+    else:
+        columns = [mean, mean, mean]
+    return float(
+        np.mean(
+            [skm.mean_pinball_loss(y, c, alpha=q) for q, c in zip(_INTERVAL_LEVELS, columns, strict=True)]
+        )
+    )
+
+
+def _masks(predictions: Predictions) -> np.ndarray:
+    proba = _np(predictions["proba"])
+    return (proba[:, 0] > 0.5).astype(int) if proba.shape[1] == 1 else proba.argmax(1)
+
+
+def _overlap(predictions: Predictions, target: Tensor, jaccard: bool) -> float:
+    """Mean per-image, per-foreground-class Dice (or IoU); a class absent from both scores 1."""
+    predicted, truth = _masks(predictions), _np(target).astype(int)
+    classes = range(1, max(int(truth.max()), int(predicted.max()), 1) + 1)
+    scores = []
+    for image_pred, image_true in zip(predicted, truth, strict=True):
+        for c in classes:
+            p, t = image_pred == c, image_true == c
+            inter, total = np.logical_and(p, t).sum(), p.sum() + t.sum()
+            if total == 0:
+                scores.append(1.0)
+            else:
+                scores.append(inter / (total - inter) if jaccard else 2 * inter / total)
+    return float(np.mean(scores))
+
+
+def _si_sdr(predictions: Predictions, target: Tensor) -> float:
+    x, y = _np(predictions["wave"]), _np(target)
+    x, y = x - x.mean(-1, keepdims=True), y - y.mean(-1, keepdims=True)
+    alpha = (x * y).sum(-1, keepdims=True) / ((y**2).sum(-1, keepdims=True) + _EPS)
+    signal, noise = alpha * y, alpha * y - x
+    return float(np.mean(10 * np.log10(((signal**2).sum(-1) + _EPS) / ((noise**2).sum(-1) + _EPS))))
+
+
+def _snr(predictions: Predictions, target: Tensor) -> float:
+    x, y = _np(predictions["wave"]), _np(target)
+    return float(np.mean(10 * np.log10(((y**2).sum(-1) + _EPS) / (((y - x) ** 2).sum(-1) + _EPS))))
+
+
+def _esr(predictions: Predictions, target: Tensor) -> float:
+    x, y = _np(predictions["wave"]), _np(target)
+    return float(np.mean(((y - x) ** 2).sum(-1) / ((y**2).sum(-1) + _EPS)))
+
+
+def _kl(predictions: Predictions, target: Tensor) -> float:
+    q, t = np.clip(_np(predictions["proba"]), _EPS, 1.0), _np(target)
+    return float(np.mean(np.sum(np.where(t > 0, t * (np.log(np.maximum(t, _EPS)) - np.log(q)), 0.0), axis=1)))
+
+
+METRICS: dict[str, Callable[[Predictions, Tensor], float]] = {
+    "accuracy": lambda p, y: float(np.mean(_labels(p) == _np(y))),
+    "balanced_accuracy": lambda p, y: float(skm.balanced_accuracy_score(_np(y), _labels(p))),
+    "macro_f1": _macro_f1,
+    "average_precision": lambda p, y: _safe(lambda: skm.average_precision_score(_np(y), _positive(p))),
+    "roc_auc": _roc_auc,
+    "log_loss": _log_loss,
+    "brier": lambda p, y: float(np.mean((_positive(p) - _np(y)) ** 2)),
+    "mae": lambda p, y: float(np.mean(np.abs(_np(p["value"]) - _np(y)))),
+    "rmse": lambda p, y: float(np.sqrt(np.mean((_np(p["value"]) - _np(y)) ** 2))),
+    "poisson_deviance": lambda p, y: float(
+        skm.mean_poisson_deviance(_np(y), np.maximum(_np(p["value"]), 1e-9))
+    ),
+    "nll": _gaussian_nll,
+    "pinball": _pinball,
+    "map": _map,
+    "dice": lambda p, y: _overlap(p, y, jaccard=False),
+    "iou": lambda p, y: _overlap(p, y, jaccard=True),
+    "si_sdr": _si_sdr,
+    "snr": _snr,
+    "esr": _esr,
+    "kl": _kl,
+}
+
+
+def score(metric: str, predictions: Predictions, target: Tensor) -> float:
+    """The value of ``metric`` for ``predictions`` against ``target`` (NaN where undefined on this split)."""
+    with torch.no_grad():
+        return METRICS[metric](predictions, target)
