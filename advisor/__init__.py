@@ -19,11 +19,35 @@ from advisor.losses import (
     spec_json_schema,
 )
 from advisor.spec import LossSpec
+from advisor.task import Head, TaskDescription, TaskError
 
 __version__ = "0.1.0"
 
-__all__ = [
+# Heavier entry points import on first use, so `import advisor` stays light for users of the catalog alone.
+_LAZY = {
+    "candidates": ("advisor.rules", "candidates"),
+    "profile": ("advisor.profiling", "profile"),
+    "ProfileError": ("advisor.profiling", "ProfileError"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module 'advisor' has no attribute {name!r}")
+
+
+__all__ = [  # noqa: RUF022 (lazy names listed too)
     "AdvisorError",
+    "Head",
+    "ProfileError",
+    "TaskDescription",
+    "TaskError",
+    "candidates",
+    "profile",
     "CatalogLoss",
     "FieldViolation",
     "LossInputError",

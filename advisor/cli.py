@@ -244,7 +244,7 @@ def profile_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the TaskDescription as JSON.")] = False,
 ) -> None:
     """Profile a CSV file and print the task description inferred from it."""
-    from advisor.profile import profile
+    from advisor.profiling import profile
 
     targets = target[0] if target and len(target) == 1 else target
     description = profile(str(data), target=targets, task=task)
