@@ -33,6 +33,11 @@ def _class_proba(predictions: Predictions) -> np.ndarray:
     return proba
 
 
+def _point(predictions: Predictions) -> np.ndarray:
+    """The point prediction: the value, or the most likely class index of an ordinal head."""
+    return _np(predictions["value"]) if "value" in predictions else _labels(predictions).astype(float)
+
+
 def _labels(predictions: Predictions) -> np.ndarray:
     return _class_proba(predictions).argmax(1)
 
@@ -172,7 +177,7 @@ METRICS: dict[str, Callable[[Predictions, Tensor], float]] = {
     "roc_auc": _roc_auc,
     "log_loss": _log_loss,
     "brier": lambda p, y: float(np.mean((_positive(p) - _np(y)) ** 2)),
-    "mae": lambda p, y: float(np.mean(np.abs(_np(p["value"]) - _np(y)))),
+    "mae": lambda p, y: float(np.mean(np.abs(_point(p) - _np(y)))),
     "rmse": lambda p, y: float(np.sqrt(np.mean((_np(p["value"]) - _np(y)) ** 2))),
     "poisson_deviance": lambda p, y: float(
         skm.mean_poisson_deviance(_np(y), np.maximum(_np(p["value"]), 1e-9))

@@ -16,7 +16,10 @@ from advisor.task import Head, TaskDescription
 
 DEFAULT_ROWS = 4000
 IMAGE_SIZE = 24
-AUDIO_SECONDS = 0.25
+AUDIO_SECONDS = 0.128
+# Dense heads train a small conv net per member; these row caps keep a trial within seconds on two cores.
+MAX_IMAGES = 600
+MAX_CLIPS = 128
 
 
 def _rows(task: TaskDescription, limit: int) -> int:
@@ -138,7 +141,7 @@ def segmentation(head: Head, task: TaskDescription, limit: int, seed: int) -> tu
     rng = np.random.default_rng(seed)
     classes = head.num_classes or 2
     shares = head.foreground_shares or [0.1] * (classes - 1)
-    rows, size = min(_rows(task, limit), 1200), IMAGE_SIZE
+    rows, size = min(_rows(task, limit), MAX_IMAGES), IMAGE_SIZE
     yy, xx = np.mgrid[:size, :size]
     masks = np.zeros((rows, size, size), dtype=np.int64)
     for c, share in enumerate(shares, start=1):
@@ -158,7 +161,7 @@ def audio(head: Head, task: TaskDescription, limit: int, seed: int) -> tuple[np.
     """Denoising clips at the stated sample rate: harmonic tones with envelopes, plus noise at about 5 dB."""
     rng = np.random.default_rng(seed)
     rate = head.sample_rate or 16_000
-    rows, length = min(_rows(task, limit), 400), int(rate * AUDIO_SECONDS)
+    rows, length = min(_rows(task, limit), MAX_CLIPS), int(rate * AUDIO_SECONDS)
     t = np.arange(length) / rate
     base = rng.uniform(110, min(2000, rate / 8), (rows, 1))
     clean = sum(

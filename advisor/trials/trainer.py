@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from advisor.trials.adapters import Adapter
-from advisor.trials.models import StackedMLP
+from advisor.trials.models import StackedConvNet, StackedMLP
 
 StopReason = Literal["epochs", "time", "cancelled", "diverged"]
 Scorer = Callable[[int, dict[str, Tensor]], float]
@@ -86,6 +86,23 @@ class TrialRun:
     elapsed_s: float
 
 
+ModelFactory = Callable[[int, int], nn.Module]
+
+
+def mlp_factory(in_dim: int, config: TrainConfig) -> ModelFactory:
+    """Stacked two-layer MLPs for tabular features."""
+    return lambda out_dim, candidates: StackedMLP(
+        in_dim, config.hidden, out_dim, list(config.seeds), candidates
+    )
+
+
+def conv_factory(dims: int, in_channels: int, config: TrainConfig, *, residual: bool = False) -> ModelFactory:
+    """Stacked small fully convolutional nets for images (dims 2) or waveforms (dims 1)."""
+    return lambda out_dim, candidates: StackedConvNet(
+        dims, in_channels, config.hidden // 4, out_dim, list(config.seeds), candidates, residual=residual
+    )
+
+
 def configure_cpu_runtime() -> int:
     """Set torch's thread count for this machine and pin glibc's malloc thresholds; returns the threads.
 
@@ -124,20 +141,22 @@ class BatchedTrainer:
     ----------
     members : list of Member
         One per candidate; members with the same output width share a stacked model.
-    in_dim : int
-        Input features.
+    model : callable or int
+        ``model(out_dim, candidates)`` builds a stacked model for that many candidates x the config's seeds;
+        an int is the input width of a stacked MLP.
     config : TrainConfig
         Seeds, epochs, wall-clock budget, batch size, width, learning rate, device.
     """
 
-    def __init__(self, members: list[Member], in_dim: int, config: TrainConfig) -> None:
+    def __init__(self, members: list[Member], model: ModelFactory | int, config: TrainConfig) -> None:
         self.members, self.config = members, config
         self.device = torch.device(config.device)
+        if isinstance(model, int):  # tabular features: a stacked MLP of that input width
+            model = mlp_factory(model, config)
         widths = sorted({m.adapter.out_dim for m in members})
         self.groups = [[i for i, m in enumerate(members) if m.adapter.out_dim == w] for w in widths]
         self.models = nn.ModuleList(
-            StackedMLP(in_dim, config.hidden, width, list(config.seeds), len(group))
-            for width, group in zip(widths, self.groups, strict=True)
+            model(width, len(group)) for width, group in zip(widths, self.groups, strict=True)
         ).to(self.device)
         for member in members:
             member.loss.to(self.device)
@@ -240,12 +259,13 @@ class BatchedTrainer:
         seeds, batch = x.shape[0], x.shape[1]
         losses, keys = [], []
         for model, group in zip(self.models, self.groups, strict=True):
-            out = model(x).view(seeds, len(group), batch, -1)
+            out = model(x)
+            out = out.view(seeds, len(group), batch, *out.shape[2:])
             for position, candidate in enumerate(group):
                 member = self.members[candidate]
                 living = [s for s in range(seeds) if alive[(candidate, s)]]
                 if member.pooled is not None and len(living) == seeds:
-                    rows = out[:, position].reshape(seeds * batch, -1)
+                    rows = out[:, position].flatten(0, 1)
                     value = member.loss(
                         member.adapter.loss_input(rows), member.adapter.loss_target(y.flatten(0, 1))
                     )
