@@ -26,6 +26,8 @@ __version__ = "0.1.0"
 # Heavier entry points import on first use, so `import advisor` stays light for users of the catalog alone.
 _LAZY = {
     "candidates": ("advisor.rules", "candidates"),
+    "recommend": ("advisor.core", "recommend"),
+    "Recommendation": ("advisor.recommendation", "Recommendation"),
     "profile": ("advisor.profiling", "profile"),
     "ProfileError": ("advisor.profiling", "ProfileError"),
 }
@@ -46,8 +48,10 @@ __all__ = [  # noqa: RUF022 (lazy names listed too)
     "ProfileError",
     "TaskDescription",
     "TaskError",
+    "Recommendation",
     "candidates",
     "profile",
+    "recommend",
     "CatalogLoss",
     "FieldViolation",
     "LossInputError",
