@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,15 @@ from advisor.rules.schema import (
 )
 
 RULES_ENV = "LOSS_ADVISOR_RULES"
-BUILTIN_RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+
+
+def _builtin_rules_dir() -> Path:
+    """The checkout's ``rules/`` (editable installs) or the copy a wheel installs under the prefix."""
+    checkout = Path(__file__).resolve().parents[2] / "rules"
+    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "loss-advisor" / "rules"
+
+
+BUILTIN_RULES_DIR = _builtin_rules_dir()
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 Path_ = tuple[str | int, ...]
 
