@@ -19,8 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/advisor-cli losses
-	$(BIN)/advisor-cli check-spec client_examples/specs/focal_imbalanced.json
+	$(BIN)/advisor-cli recommend client_examples/data/churn.csv --target churned
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -5,13 +5,16 @@ Exit codes: 0 success, 2 usage or input error (one line naming the problem), 1 i
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -251,16 +254,187 @@ def profile_command(
     if as_json:
         typer.echo(description.model_dump_json(indent=2, exclude_none=True))
         return
-    table = Table("head", "type", "metric", "statistics", title=f"Task profiled from {data.name}")
+    console.print(_task_table(description, f"Task profiled from {data.name}"))
+    console.print(Text(f"rows: {description.n_samples}, features: {description.n_features}"))
+    for note in description.notes:
+        console.print(Text(f"- {note}"))
+
+
+def _task_table(description: Any, title: str) -> Table:
+    table = Table("head", "type", "metric", "statistics", title=title)
     for head in description.heads:
         stats = head.model_dump(
             exclude={"name", "type", "metric", "class_labels"}, exclude_none=True, exclude_defaults=True
         )
         table.add_row(head.name, head.type, head.metric or "", Text(json.dumps(stats)))
-    console.print(table)
-    console.print(Text(f"rows: {description.n_samples}, features: {description.n_features}"))
-    for note in description.notes:
+    return table
+
+
+@app.command("describe")
+def describe_command(
+    task_json: Annotated[str, typer.Argument(help="A task description as a JSON file, or - for stdin.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the validated description as JSON.")] = False,
+) -> None:
+    """Validate a task description and show it as the advisor reads it (defaults filled in, facts per head)."""
+    from advisor.rules import facts_for
+    from advisor.task import parse_task
+
+    description = parse_task(sys.stdin.read() if task_json == "-" else _read_text(task_json))
+    if as_json:
+        typer.echo(description.model_dump_json(indent=2, exclude_none=True))
+        return
+    console.print(_task_table(description, "Task description"))
+    for head in description.heads:
+        facts = facts_for(description, head).model_dump(exclude_none=True)
+        console.print(Text(f"facts of '{head.name}': " + ", ".join(f"{k}={v}" for k, v in facts.items())))
+
+
+def _reason(rationale: str) -> str:
+    first = rationale.split(". ")[0].rstrip(".")
+    return first if len(first) <= 90 else first[:87] + "..."
+
+
+def _evidence_text(candidate: Any) -> str:
+    e = candidate.evidence
+    if e is None or e.mean is None:
+        return "rules only" if e is None else "diverged"
+    spread = f" +/- {e.std:.3g}" if e.std else ""
+    diverged = f" ({e.diverged_seeds} diverged)" if e.diverged_seeds else ""
+    return f"{e.mean:.4g}{spread}{diverged}"
+
+
+def _ranking_table(result: Any) -> Table:
+    head = result
+    table = Table("#", "loss", "key parameters", head.metric, "tie", "prior", "why",
+                  title=f"Head '{head.head}' ({head.type}): ranked for {head.metric}")  # fmt: skip
+    for c in head.candidates:
+        name = c.spec.loss + (f" + {c.post_hoc.kind}" if c.post_hoc else "")
+        table.add_row(str(c.rank), name, Text(_key_params(c.spec)), _evidence_text(c), str(c.tie_group),
+                      f"{c.prior:.2f}", Text(_reason(c.rationale)))  # fmt: skip
+    return table
+
+
+@app.command("recommend")
+def recommend_command(
+    data: Annotated[str | None, typer.Argument(help="A CSV file (or use --task-json).")] = None,
+    target: Annotated[list[str] | None, typer.Option("--target", help="Target column (repeatable).")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Force the head type, e.g. ordinal.")] = None,
+    task_json: Annotated[
+        str | None, typer.Option("--task-json", help="A task description (JSON file) instead of data.")
+    ] = None,
+    metric: Annotated[
+        str | None, typer.Option("--metric", help="Metric to rank by (default per head type).")
+    ] = None,
+    budget: Annotated[float, typer.Option("--budget", help="Trial budget in seconds.")] = 15.0,
+    seeds: Annotated[int, typer.Option("--seeds", help="Seeds per candidate.")] = 3,
+    epochs: Annotated[int, typer.Option("--epochs", help="Epoch budget per head.")] = 30,
+    no_trials: Annotated[
+        bool, typer.Option("--no-trials", help="Rank by the rules alone (milliseconds).")
+    ] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    rules: RulesOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the Recommendation as JSON.")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the winning specs (JSON) here.")] = None,
+) -> None:
+    """Recommend configured losses for a CSV (or a task description), proven by quick trial fits."""
+    from advisor.core import recommend
+
+    if (data is None) == (task_json is None):
+        raise UsageError(FieldViolation("data", "give a CSV file or --task-json, not both or neither"))
+    source = data if task_json is None else (sys.stdin.read() if task_json == "-" else _read_text(task_json))
+    stop = CancelFlag()
+    targets = target[0] if target and len(target) == 1 else target
+    quiet = as_json
+    with stop.on_interrupt(), _progress_bar(quiet) as on_progress:
+        result = recommend(
+            source, target=targets, task=task, metric=metric, budget_s=budget, seeds=seeds, epochs=epochs,
+            trials=not no_trials, device=device, rule_dirs=rules, progress=on_progress, cancel=stop.is_set,
+        )  # fmt: skip
+    if out is not None:
+        out.write_text(json.dumps(result.specs(), indent=2) + "\n")
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+    else:
+        _print_recommendation(result, out)
+    if stop.is_set():
+        typer.echo(
+            "Interrupted: trials stopped early; the ranking above uses the epochs that finished.", err=True
+        )
+        raise typer.Exit(130)
+
+
+def _print_recommendation(result: Any, out: Path | None) -> None:
+    source = "profiled from your data" if result.task.source == "data" else "as described"
+    console.print(_task_table(result.task, f"Task ({source})"))
+    for note in result.task.notes:
         console.print(Text(f"- {note}"))
+    for head in result.heads:
+        console.print(_ranking_table(head))
+        console.print(Text(head.explanation))
+    for multi in result.multi_task:
+        console.print(Text(f"multi_task ({multi.spec.params['weighting']['scheme']}): {multi.rationale}"))
+    best = result.best()
+    console.print(
+        Text("Train with: advisor.build_loss(" + best.spec.to_json() + ")", style="bold"), soft_wrap=True
+    )
+    if out is not None:
+        console.print(Text(f"Specs written to {out}"))
+
+
+class CancelFlag:
+    """Ctrl-C sets a flag the trainer polls, so trials stop cleanly and what finished is kept."""
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    @contextlib.contextmanager
+    def on_interrupt(self):
+        previous = signal.getsignal(signal.SIGINT)
+
+        def interrupt(signum, frame) -> None:
+            if self._set:  # a second Ctrl-C stops at once
+                signal.default_int_handler(signum, frame)
+            self._set = True
+
+        signal.signal(signal.SIGINT, interrupt)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _progress_bar(quiet: bool):
+    """A rich progress bar per head, fed by recommend()'s progress callback; drawn from the first event on."""
+    if quiet:
+        yield None
+        return
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
+                   TimeElapsedColumn(), console=Console(stderr=True))  # fmt: skip
+    tasks: dict[str, Any] = {}
+
+    def update(event: Any) -> None:
+        p = event.progress
+        if not tasks:
+            bar.start()
+        if event.head not in tasks:
+            tasks[event.head] = bar.add_task(f"trials '{event.head}'", total=p.epochs, status="")
+        best = "n/a" if p.best_so_far is None else f"{p.best_so_far:.4g}"
+        bar.update(tasks[event.head], completed=p.epoch,
+                   status=f"epoch {p.epoch}/{p.epochs}, {p.alive}/{p.members} alive, best {best}")  # fmt: skip
+
+    try:
+        yield update
+    finally:
+        if tasks:
+            bar.stop()
+
+
+class UsageError(AdvisorError):
+    """Arguments that do not fit together."""
 
 
 class RuleCheckFailed(AdvisorError):

@@ -60,3 +60,60 @@ def test_spec_schema_is_json_schema():
 
 def test_usage_error_exits_2():
     assert _run("losses", "--no-such-flag").returncode == 2
+
+
+def test_recommend_on_the_bundled_csv_writes_json_and_specs(tmp_path):
+    out = tmp_path / "specs.json"
+    result = _run(
+        "recommend", "client_examples/data/churn.csv", "--target", "churned", "--budget", "20", "--epochs", "3",
+        "--seeds", "2", "--json", "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    recommendation = json.loads(result.stdout)
+    head = recommendation["heads"][0]
+    assert head["head"] == "churned" and head["evidence_source"] == "data"
+    specs = json.loads(out.read_text())
+    assert specs["churned"] == head["candidates"][0]["spec"]
+    advisor.build_loss(specs["churned"])
+
+
+def test_recommend_table_and_task_json_without_trials(tmp_path):
+    task = tmp_path / "task.json"
+    task.write_text(json.dumps({"heads": [{"type": "multiclass", "class_histogram": [900, 90, 10]}]}))
+    result = _run("recommend", "--task-json", str(task), "--no-trials")
+    assert result.returncode == 0, result.stderr
+    assert "ranked for balanced_accuracy" in result.stdout and "rules only" in result.stdout
+    assert "Train with: advisor.build_loss(" in result.stdout
+    described = _run("describe", str(task))
+    assert described.returncode == 0 and "imbalance=severe" in described.stdout
+
+
+def test_recommend_usage_and_input_errors_exit_2_with_one_line(tmp_path):
+    both = _run("recommend", "client_examples/data/churn.csv", "--task-json", "x.json")
+    assert both.returncode == 2 and "not both or neither" in both.stderr
+    bad_metric = _run(
+        "recommend", "client_examples/data/churn.csv", "--target", "churned", "--metric", "dice"
+    )
+    assert bad_metric.returncode == 2 and bad_metric.stderr.count("\n") == 1 and "metric" in bad_metric.stderr
+    no_target = _run("recommend", "client_examples/data/churn.csv", "--no-trials")
+    assert no_target.returncode == 2 and "--target" in no_target.stderr
+
+
+def test_ctrl_c_stops_trials_cleanly_and_keeps_the_result(tmp_path):
+    import signal
+    import time
+
+    task = tmp_path / "task.json"
+    task.write_text(json.dumps({"heads": [{"type": "multiclass", "class_histogram": [500, 200, 100]}]}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "advisor", "recommend", "--task-json", str(task), "--epochs", "1000",
+         "--budget", "120", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(8)  # imports, then trials under way
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Interrupted" in stderr
+    head = json.loads(stdout)["heads"][0]
+    assert head["stopped_by"] == "cancelled" and head["candidates"][0]["evidence"] is not None
