@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION := 2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv clean proto
 
 venv: $(STAMP)
 
@@ -30,3 +30,8 @@ test: $(STAMP) lint
 
 clean:
 	rm -rf $(VENV)
+
+# Regenerate lossadvisor/v1/*_pb2*.py from protos/ (tests fail when the committed code and the .proto disagree).
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. \
+		protos/lossadvisor/v1/advisor.proto

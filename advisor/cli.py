@@ -433,6 +433,72 @@ def _progress_bar(quiet: bool):
             bar.stop()
 
 
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(envvar="LOSS_ADVISOR_HOST", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="LOSS_ADVISOR_PORT", help="Port; 0 picks a free one.")] = 50051,
+    workers: Annotated[
+        int,
+        typer.Option(
+            envvar="LOSS_ADVISOR_WORKERS",
+            min=1,
+            help="Trial worker processes = calls with trials "
+            "admitted at once; more are refused with RESOURCE_EXHAUSTED and RetryInfo.",
+        ),
+    ] = 1,
+    max_message_mb: Annotated[
+        float, typer.Option(envvar="LOSS_ADVISOR_MAX_MESSAGE_MB", help="Largest request or response message.")
+    ] = 16.0,
+    dataset_limit_mb: Annotated[
+        float,
+        typer.Option(
+            envvar="LOSS_ADVISOR_DATASET_LIMIT_MB",
+            help="Largest dataset (CSV or Arrow) in a request; larger ones fail with INVALID_ARGUMENT.",
+        ),
+    ] = 8.0,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LOSS_ADVISOR_TOKEN",
+            help="Require 'authorization: Bearer TOKEN' (health checks excepted).",
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(envvar="LOSS_ADVISOR_TLS_CERT", help="PEM certificate (TLS).")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(envvar="LOSS_ADVISOR_TLS_KEY", help="PEM private key (TLS).")
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(envvar="LOSS_ADVISOR_METRICS_PORT", help="Serve Prometheus metrics on this port."),
+    ] = None,
+    grace: Annotated[
+        float, typer.Option(envvar="LOSS_ADVISOR_GRACE_S", help="Seconds in-flight calls get after SIGTERM.")
+    ] = 30.0,
+    max_connection_age: Annotated[
+        float,
+        typer.Option(envvar="LOSS_ADVISOR_MAX_CONNECTION_AGE_S", help="Connections are recycled after this."),
+    ] = 600.0,
+) -> None:
+    """Serve the LossAdvisor gRPC API (with health, reflection and optional metrics) until SIGTERM."""
+    import asyncio
+
+    from advisor.service.server import ServerConfig, serve
+
+    if (tls_cert is None) != (tls_key is None):
+        raise UsageError(FieldViolation("tls_cert", "give both --tls-cert and --tls-key, or neither"))
+    config = ServerConfig(host=host, port=port, workers=workers, max_message_mb=max_message_mb,
+                          dataset_limit_mb=dataset_limit_mb, token=token, tls_cert=tls_cert, tls_key=tls_key,
+                          metrics_port=metrics_port, grace_s=grace, max_connection_age_s=max_connection_age)  # fmt: skip
+
+    def ready(bound: int) -> None:
+        print(f"listening on {host}:{bound}", flush=True)
+
+    asyncio.run(serve(config, ready=ready))
+    typer.echo("stopped: in-flight calls finished", err=True)
+
+
 class UsageError(AdvisorError):
     """Arguments that do not fit together."""
 

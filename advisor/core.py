@@ -59,7 +59,8 @@ class HeadProgress:
     progress: Progress
 
 
-def _check_options(budget_s: float, seeds: int, epochs: int, max_rows: int, device: str) -> str:
+def check_options(budget_s: float, seeds: int, epochs: int, max_rows: int, device: str) -> str:
+    """Validate ``recommend()``'s numeric options; returns the resolved device (auto -> cuda or cpu)."""
     problems = []
     if not (isinstance(budget_s, int | float) and math.isfinite(budget_s) and budget_s > 0):
         problems.append(FieldViolation("budget_s", f"got {budget_s!r}; a positive number of seconds"))
@@ -389,7 +390,7 @@ def recommend(
         A bad option, task description, spec or data file; each error names its field.
     """
     started = time.perf_counter()
-    resolved_device = _check_options(budget_s, seeds, epochs, max_rows, device)
+    resolved_device = check_options(budget_s, seeds, epochs, max_rows, device)
     description, real = _load(data_or_task, target, task, max_rows, random_state)
     description = _with_metric(description, metric)
     timings = {"load": time.perf_counter() - started}

@@ -1,0 +1,221 @@
+"""The gRPC server: grpc.aio, a spawned worker pool sized to the admission limit, health and reflection,
+interceptors for bearer-token auth and Prometheus metrics, explicit limits, graceful drain on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import multiprocessing
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from advisor.service import worker
+from advisor.service.servicer import SERVICE, Limits, LossAdvisorServicer
+from lossadvisor.v1 import advisor_pb2 as pb
+
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+CALLS = Counter("lossadvisor_calls_total", "Handled calls.", ["method", "code"])
+LATENCY = Histogram("lossadvisor_call_seconds", "Call latency.", ["method"],
+                    buckets=(0.001, 0.005, 0.02, 0.1, 0.5, 2, 10, 30, 120))  # fmt: skip
+IN_FLIGHT = Gauge("lossadvisor_in_flight", "Calls in progress.", ["method"])
+SHED = Counter("lossadvisor_shed_total", "Calls refused with RESOURCE_EXHAUSTED.", ["method"])
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Server settings; ``advisor-cli serve --help`` documents each with its environment variable."""
+
+    host: str = "127.0.0.1"
+    port: int = 50051
+    workers: int = 1
+    max_message_mb: float = 16.0
+    dataset_limit_mb: float = 8.0
+    token: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    metrics_port: int | None = None
+    grace_s: float = 30.0
+    max_connection_age_s: float = 600.0
+    keepalive_s: float = 60.0
+
+
+def _method(details: grpc.HandlerCallDetails) -> str:
+    return details.method.rsplit("/", 1)[-1]
+
+
+def _wrap(
+    handler: grpc.RpcMethodHandler, around: Callable[[Callable, bool], Callable]
+) -> grpc.RpcMethodHandler:
+    """The same handler with its behavior wrapped (unary-unary and unary-stream are all this service has)."""
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            around(handler.unary_unary, False), handler.request_deserializer, handler.response_serializer
+        )
+    return grpc.unary_stream_rpc_method_handler(
+        around(handler.unary_stream, True), handler.request_deserializer, handler.response_serializer
+    )
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Requires ``authorization: Bearer <token>`` on every call except health checks."""
+
+    def __init__(self, token: str) -> None:
+        self.expected = f"Bearer {token}".encode()
+
+    async def intercept_service(
+        self, continuation: Callable[..., Awaitable], details: grpc.HandlerCallDetails
+    ):
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(f"/{HEALTH_SERVICE}/"):
+            return handler
+        supplied = dict(details.invocation_metadata or ()).get("authorization", "")
+        if hmac.compare_digest(str(supplied).encode(), self.expected):
+            return handler
+
+        def around(behavior: Callable, streaming: bool) -> Callable:
+            async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+
+            return refuse
+
+        return _wrap(handler, around)
+
+
+class MetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Counts calls by method and code, times them, and tracks calls in flight."""
+
+    async def intercept_service(
+        self, continuation: Callable[..., Awaitable], details: grpc.HandlerCallDetails
+    ):
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        method = _method(details)
+
+        def record(context: grpc.aio.ServicerContext, started: float, failed: BaseException | None) -> None:
+            code = context.code() if context.code() is not None else grpc.StatusCode.OK
+            if isinstance(failed, asyncio.CancelledError):
+                code = grpc.StatusCode.CANCELLED
+            elif failed is not None and code == grpc.StatusCode.OK:
+                code = grpc.StatusCode.UNKNOWN
+            name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+            CALLS.labels(method, name).inc()
+            if name == "RESOURCE_EXHAUSTED":
+                SHED.labels(method).inc()
+            LATENCY.labels(method).observe(time.perf_counter() - started)
+
+        def around(behavior: Callable, streaming: bool) -> Callable:
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                started, failed = time.perf_counter(), None
+                IN_FLIGHT.labels(method).inc()
+                try:
+                    return await behavior(request, context)
+                except BaseException as exc:  # recorded, then re-raised unchanged
+                    failed = exc
+                    raise
+                finally:
+                    IN_FLIGHT.labels(method).dec()
+                    record(context, started, failed)
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                started, failed = time.perf_counter(), None
+                IN_FLIGHT.labels(method).inc()
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                except BaseException as exc:
+                    failed = exc
+                    raise
+                finally:
+                    IN_FLIGHT.labels(method).dec()
+                    record(context, started, failed)
+
+            return stream if streaming else unary
+
+        return _wrap(handler, around)
+
+
+def _handlers(servicer: LossAdvisorServicer) -> grpc.GenericRpcHandler:
+    """Raw-bytes handlers (the servicer parses requests itself), serialized responses."""
+
+    def unary(name: str) -> grpc.RpcMethodHandler:
+        return grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, name), None, lambda m: m.SerializeToString()
+        )
+
+    handlers = {name: unary(name) for name in ("Recommend", "ListLosses", "ValidateSpec")}
+    handlers["RecommendStream"] = grpc.unary_stream_rpc_method_handler(
+        servicer.RecommendStream, None, lambda m: m.SerializeToString()
+    )
+    return grpc.method_handlers_generic_handler(SERVICE, handlers)
+
+
+def _options(config: ServerConfig) -> list[tuple[str, Any]]:
+    message_bytes = int(config.max_message_mb * 1024 * 1024)
+    return [
+        ("grpc.so_reuseport", 0),  # never share the port silently with another server
+        ("grpc.max_receive_message_length", message_bytes),
+        ("grpc.max_send_message_length", message_bytes),
+        ("grpc.keepalive_time_ms", int(config.keepalive_s * 1000)),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.max_connection_age_ms", int(config.max_connection_age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(config.grace_s * 1000)),
+    ]
+
+
+async def serve(config: ServerConfig, *, ready: Callable[[int], None] | None = None) -> None:
+    """Run the server until SIGTERM or SIGINT, then drain: health NOT_SERVING, in-flight calls finish."""
+    context = multiprocessing.get_context("spawn")  # never fork after torch and grpc are initialised
+    pool = ProcessPoolExecutor(config.workers, mp_context=context, initializer=worker.initialize)
+    manager = context.Manager()
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*(loop.run_in_executor(pool, worker.warm) for _ in range(config.workers)))
+    limits = Limits(dataset_bytes=int(config.dataset_limit_mb * 1024 * 1024), admission=config.workers)
+    servicer = LossAdvisorServicer(pool, manager, limits)
+    interceptors: list[grpc.aio.ServerInterceptor] = [MetricsInterceptor()]
+    if config.token:
+        interceptors.insert(0, AuthInterceptor(config.token))
+    server = grpc.aio.server(interceptors=interceptors, options=_options(config))
+    server.add_generic_rpc_handlers((_handlers(servicer),))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    service_names = (
+        pb.DESCRIPTOR.services_by_name["LossAdvisor"].full_name,
+        HEALTH_SERVICE,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(service_names, server)
+    address = f"{config.host}:{config.port}"
+    if config.tls_cert and config.tls_key:
+        credentials = grpc.ssl_server_credentials(
+            [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())]
+        )
+        port = server.add_secure_port(address, credentials)
+    else:
+        port = server.add_insecure_port(address)
+    if config.metrics_port is not None:
+        start_http_server(config.metrics_port, addr=config.host)
+    for name in ("", SERVICE):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    await server.start()
+    if ready is not None:
+        ready(port)
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    await health_servicer.enter_graceful_shutdown()  # NOT_SERVING first, so balancers stop sending
+    await server.stop(config.grace_s)
+    pool.shutdown(wait=True, cancel_futures=True)
+    manager.shutdown()

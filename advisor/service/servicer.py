@@ -1,0 +1,235 @@
+"""The LossAdvisor servicer: parse, validate, admit, delegate to a worker process, convert back.
+
+Handlers take raw request bytes so that garbage bytes become INVALID_ARGUMENT (a deserializer that raises
+would surface as UNKNOWN with a traceback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf import json_format, struct_pb2
+from google.protobuf.message import DecodeError
+
+from advisor.core import check_options, recommend
+from advisor.errors import AdvisorError, FieldViolation
+from advisor.losses import catalog, normalize_spec
+from advisor.recommendation import Recommendation
+from advisor.service import status, worker
+from advisor.service.convert import (
+    options_from_proto,
+    response_to_proto,
+    task_from_proto,
+    violations_to_proto,
+)
+from lossadvisor.v1 import advisor_pb2 as pb
+
+SERVICE = "lossadvisor.v1.LossAdvisor"
+# A trial call needs at least this much of its deadline (worker hand-off, profiling, one epoch, the reply).
+MIN_TRIAL_DEADLINE_S = 3.0
+# Deadline kept back from the trial budget for everything around the trials.
+DEADLINE_MARGIN_S = 2.0
+RETRY_AFTER_S = 2.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Request limits the servicer enforces (documented in the README and the .proto)."""
+
+    dataset_bytes: int = 8 * 1024 * 1024
+    admission: int = 1
+
+
+class LossAdvisorServicer:
+    """Small handlers: each converts, validates, and delegates to the core or a worker process."""
+
+    def __init__(self, pool: Executor, manager: Any, limits: Limits) -> None:
+        self.pool, self.manager, self.limits = pool, manager, limits
+        self.slots = asyncio.Semaphore(limits.admission)
+        self.shed = 0
+
+    # ------------------------------------------------------------------------------------------ handlers
+
+    async def Recommend(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.RecommendResponse:
+        payload = await self._payload(raw, context)
+        if not payload["trials"]:
+            return response_to_proto(await self._rules_only(payload, context))
+        result = None
+        async for event in self._trials(payload, context):
+            result = event
+        return response_to_proto(result)
+
+    async def RecommendStream(
+        self, raw: bytes, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.RecommendEvent]:
+        payload = await self._payload(raw, context)
+        if not payload["trials"]:
+            yield pb.RecommendEvent(result=response_to_proto(await self._rules_only(payload, context)))
+            return
+        async for event in self._trials(payload, context):
+            if isinstance(event, Recommendation):
+                yield pb.RecommendEvent(result=response_to_proto(event))
+            else:
+                yield pb.RecommendEvent(progress=json_format.ParseDict(event, pb.Progress()))
+
+    async def ListLosses(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.ListLossesResponse:
+        await self._parse(raw, pb.ListLossesRequest, context)
+        response = pb.ListLossesResponse()
+        for info in catalog():
+            schema = struct_pb2.Struct()
+            schema.update(json.loads(json.dumps(info.params_schema())))
+            response.losses.append(
+                pb.LossEntry(
+                    name=info.name,
+                    summary=info.summary,
+                    heads=list(info.heads),
+                    input=info.input,
+                    target=info.target,
+                    reference=info.reference,
+                    params_schema=schema,
+                )
+            )
+        return response
+
+    async def ValidateSpec(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.ValidateSpecResponse:
+        request = await self._parse(raw, pb.ValidateSpecRequest, context)
+        try:
+            spec = normalize_spec(request.spec_json)
+        except AdvisorError as exc:
+            return pb.ValidateSpecResponse(valid=False, errors=violations_to_proto(exc.violations))
+        return pb.ValidateSpecResponse(valid=True, normalized_spec_json=spec.to_json())
+
+    # ------------------------------------------------------------------------------------------ helpers
+
+    async def _parse(self, raw: bytes, message: type, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return message.FromString(raw)
+        except DecodeError as exc:
+            violation = FieldViolation("request", f"not a valid {message.__name__} message: {exc}")
+            await status.invalid(context, [violation], "MALFORMED_REQUEST")
+
+    async def _payload(self, raw: bytes, context: grpc.aio.ServicerContext) -> dict[str, Any]:
+        """Everything a worker needs, validated here so that bad input never takes a worker slot."""
+        request = await self._parse(raw, pb.RecommendRequest, context)
+        options = options_from_proto(request.options)
+        payload: dict[str, Any] = {"options": options, "trials": options.get("trials", True)}
+        try:
+            check_options(
+                options.get("budget_s", 15.0), options.get("seeds", 3), options.get("epochs", 30),
+                options.get("max_rows", 20_000), options.get("device", "auto"),
+            )  # fmt: skip
+        except AdvisorError as exc:
+            await status.invalid(context, [FieldViolation(f"options.{v.field}", v.description) for v in exc.violations],
+                                 "INVALID_OPTIONS")  # fmt: skip
+        if request.HasField("dataset"):
+            payload["dataset"] = await self._dataset(request.dataset, context)
+        elif request.HasField("task"):
+            try:
+                payload["task"] = task_from_proto(request.task).model_dump(mode="json")
+            except AdvisorError as exc:
+                await status.invalid(context, exc.violations, "INVALID_TASK")
+        else:
+            await status.invalid(context, [FieldViolation("task", "give a task description or a dataset")],
+                                 "INVALID_TASK")  # fmt: skip
+        return payload
+
+    async def _dataset(self, dataset: pb.Dataset, context: grpc.aio.ServicerContext) -> dict[str, Any]:
+        kind = dataset.WhichOneof("content")
+        if kind is None:
+            await status.invalid(
+                context, [FieldViolation("dataset", "set csv or arrow_ipc")], "INVALID_DATASET"
+            )
+        content = getattr(dataset, kind)
+        if len(content) > self.limits.dataset_bytes:
+            violation = FieldViolation(
+                f"dataset.{kind}",
+                f"{len(content):,} bytes; at most {self.limits.dataset_bytes:,} are accepted",
+            )
+            await status.invalid(context, [violation], "DATASET_TOO_LARGE")
+        targets = list(dataset.target_columns)
+        return {kind: content, "target": targets[0] if len(targets) == 1 else targets,
+                "task_type": dataset.task_type}  # fmt: skip
+
+    async def _rules_only(self, payload: dict[str, Any], context: grpc.aio.ServicerContext) -> Recommendation:
+        if "dataset" in payload:  # profiling reads the data: that is worker work
+            result = None
+            async for event in self._trials(payload, context):
+                result = event
+            return result
+        try:
+            return await asyncio.to_thread(recommend, payload["task"], **payload["options"])
+        except AdvisorError as exc:
+            await status.invalid(context, exc.violations, "INVALID_ARGUMENT")
+
+    def _budget(self, payload: dict[str, Any], context: grpc.aio.ServicerContext) -> float | None:
+        """The trial budget the deadline allows, or None when the deadline is too short for any trial."""
+        budget = payload["options"].get("budget_s", 15.0)
+        remaining = context.time_remaining()
+        if remaining is None:
+            return budget
+        if remaining < MIN_TRIAL_DEADLINE_S:
+            return None
+        return min(budget, remaining - DEADLINE_MARGIN_S)
+
+    async def _trials(self, payload: dict[str, Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        """Run a call in a worker: progress dicts as they come, then the Recommendation."""
+        budget = self._budget(payload, context)
+        if budget is None:
+            await status.abort(
+                context, grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"the deadline leaves {context.time_remaining():.1f} s; trials need at least {MIN_TRIAL_DEADLINE_S} s "
+                "(or set options.trials=false)", "DEADLINE_TOO_SHORT",
+            )  # fmt: skip
+        if self.slots.locked():
+            self.shed += 1
+            await status.abort(
+                context, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"all {self.limits.admission} trial workers are busy; retry shortly", "OVERLOADED",
+                retry_after_s=RETRY_AFTER_S,
+            )  # fmt: skip
+        async with self.slots:
+            cancel, progress = self.manager.Event(), self.manager.Queue()
+            job = {**payload, "options": {**payload["options"], "budget_s": budget}}
+            job.pop("trials")
+            future = asyncio.get_running_loop().run_in_executor(self.pool, worker.run, job, cancel, progress)
+            try:
+                while not future.done():
+                    for event in await asyncio.to_thread(_drain, progress):
+                        yield event
+                    await asyncio.wait({future}, timeout=0.1)
+                outcome = future.result()
+                for event in _drain(progress, wait=False):
+                    yield event
+            except BaseException:
+                # Client cancel or deadline: stop the worker, and keep its slot until it has really stopped.
+                cancel.set()
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(future)
+                raise
+        if "violations" in outcome:
+            violations = [FieldViolation(field, description) for field, description in outcome["violations"]]
+            await status.invalid(
+                context, violations, f"INVALID_{outcome['kind'].removesuffix('Error').upper()}"
+            )
+        yield Recommendation.model_validate_json(outcome["result"])
+
+
+def _drain(queue: Any, *, wait: bool = True) -> list[dict[str, Any]]:
+    """Everything queued now (waiting up to 0.1 s for the first item when ``wait``)."""
+    import queue as queues
+
+    events = []
+    try:
+        events.append(queue.get(timeout=0.1) if wait else queue.get_nowait())
+        while True:
+            events.append(queue.get_nowait())
+    except queues.Empty:
+        pass
+    return events

@@ -1,0 +1,103 @@
+"""What runs in the service's worker processes (spawned, never forked): one recommendation per call.
+
+Results and input errors come back as plain data (JSON text, or field violations), never as pickled
+exceptions, and progress goes through a queue the servicer drains.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from typing import Any
+
+from advisor.errors import AdvisorError, FieldViolation
+
+# How often the trainer's cancel check asks the manager process (each ask is an IPC round trip).
+CANCEL_POLL_S = 0.05
+
+
+def initialize() -> None:
+    """Import the heavy modules once per worker, so calls do not pay for torch and scikit-learn."""
+    import advisor.core
+    import advisor.profiling  # noqa: F401
+
+
+def warm() -> bool:
+    """A no-op task that makes the pool start its processes at server start."""
+    return True
+
+
+def _throttled(is_set: Callable[[], bool]) -> Callable[[], bool]:
+    last = [0.0, False]
+
+    def check() -> bool:
+        now = time.monotonic()
+        if not last[1] and now - last[0] >= CANCEL_POLL_S:
+            last[0], last[1] = now, bool(is_set())
+        return bool(last[1])
+
+    return check
+
+
+def _frame(dataset: dict[str, Any]) -> Any:
+    """The dataset bytes as a DataFrame; malformed bytes are an input error naming the field."""
+    import pandas as pd
+
+    if "csv" in dataset:
+        try:
+            return pd.read_csv(io.BytesIO(dataset["csv"]))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise AdvisorError(
+                FieldViolation("dataset.csv", f"not a readable CSV table: {message}")
+            ) from None
+    import pyarrow as pa
+    import pyarrow.ipc
+
+    data = dataset["arrow_ipc"]
+    for reader in (pyarrow.ipc.open_stream, pyarrow.ipc.open_file):
+        try:
+            return reader(pa.BufferReader(data)).read_all().to_pandas()
+        except (pa.ArrowInvalid, pa.ArrowIOError, OSError):
+            continue
+    raise AdvisorError(FieldViolation("dataset.arrow_ipc", "not an Arrow IPC stream or file"))
+
+
+def run(payload: dict[str, Any], cancel: Any, progress: Any) -> dict[str, Any]:
+    """Run ``recommend()`` for a call; returns ``{"result": json}`` or ``{"violations": [...], "kind": ...}``."""
+    from advisor.core import recommend
+
+    def report(event: Any) -> None:
+        p = event.progress
+        progress.put({"head": event.head, "epoch": p.epoch, "epochs": p.epochs, "alive": p.alive,
+                      "members": p.members, "best_so_far": p.best_so_far, "elapsed_s": p.elapsed_s})  # fmt: skip
+
+    try:
+        dataset = payload.get("dataset")
+        if dataset is not None:
+            source: Any = _frame(dataset)
+            extra = {"target": dataset.get("target") or None, "task": dataset.get("task_type") or None}
+        else:
+            source, extra = payload["task"], {}
+        result = recommend(
+            source, **extra, **payload["options"], progress=report, cancel=_throttled(cancel.is_set)
+        )
+        return {"result": result.model_dump_json()}
+    except AdvisorError as exc:
+        kind = type(exc).__name__
+        prefix = _FIELD_PREFIX.get(kind, "")
+        return {
+            "kind": kind,
+            "violations": [(_field(prefix, v.field), v.description) for v in exc.violations],
+        }
+
+
+# Core errors name fields of recommend(); over gRPC they live under these request fields.
+_FIELD_PREFIX = {"ProfileError": "dataset", "OptionsError": "options", "TaskError": "task"}
+
+
+def _field(prefix: str, field: str) -> str:
+    if field.startswith(("dataset", "task.", "options.")) or not prefix:
+        return field or prefix
+    return f"{prefix}.{field}" if field else prefix

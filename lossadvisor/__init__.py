@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC code for `protos/lossadvisor/`. Do not edit: regenerate with `make proto`."""

@@ -1,0 +1,333 @@
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RecommendRequest(_message.Message):
+    __slots__ = ("task", "dataset", "options")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    task: TaskDescription
+    dataset: Dataset
+    options: Options
+    def __init__(self, task: _Optional[_Union[TaskDescription, _Mapping]] = ..., dataset: _Optional[_Union[Dataset, _Mapping]] = ..., options: _Optional[_Union[Options, _Mapping]] = ...) -> None: ...
+
+class TaskDescription(_message.Message):
+    __slots__ = ("heads", "n_samples", "n_features", "source")
+    HEADS_FIELD_NUMBER: _ClassVar[int]
+    N_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    N_FEATURES_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    heads: _containers.RepeatedCompositeFieldContainer[Head]
+    n_samples: int
+    n_features: int
+    source: str
+    def __init__(self, heads: _Optional[_Iterable[_Union[Head, _Mapping]]] = ..., n_samples: _Optional[int] = ..., n_features: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
+
+class Head(_message.Message):
+    __slots__ = ("name", "type", "num_classes", "class_histogram", "class_labels", "positive_rates", "target", "foreground_shares", "sample_rate", "metric", "label_noise", "calibration_needed", "intervals_needed", "outputs_log_probs")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    CLASS_HISTOGRAM_FIELD_NUMBER: _ClassVar[int]
+    CLASS_LABELS_FIELD_NUMBER: _ClassVar[int]
+    POSITIVE_RATES_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    FOREGROUND_SHARES_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    LABEL_NOISE_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_NEEDED_FIELD_NUMBER: _ClassVar[int]
+    INTERVALS_NEEDED_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_LOG_PROBS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    num_classes: int
+    class_histogram: _containers.RepeatedScalarFieldContainer[int]
+    class_labels: _containers.RepeatedScalarFieldContainer[str]
+    positive_rates: _containers.RepeatedScalarFieldContainer[float]
+    target: TargetSummary
+    foreground_shares: _containers.RepeatedScalarFieldContainer[float]
+    sample_rate: int
+    metric: str
+    label_noise: LabelNoise
+    calibration_needed: bool
+    intervals_needed: bool
+    outputs_log_probs: bool
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., num_classes: _Optional[int] = ..., class_histogram: _Optional[_Iterable[int]] = ..., class_labels: _Optional[_Iterable[str]] = ..., positive_rates: _Optional[_Iterable[float]] = ..., target: _Optional[_Union[TargetSummary, _Mapping]] = ..., foreground_shares: _Optional[_Iterable[float]] = ..., sample_rate: _Optional[int] = ..., metric: _Optional[str] = ..., label_noise: _Optional[_Union[LabelNoise, _Mapping]] = ..., calibration_needed: _Optional[bool] = ..., intervals_needed: _Optional[bool] = ..., outputs_log_probs: _Optional[bool] = ...) -> None: ...
+
+class TargetSummary(_message.Message):
+    __slots__ = ("mean", "variance", "minimum", "maximum", "zero_share", "outlier_fraction", "robust_scale", "heteroscedasticity_pvalue")
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    VARIANCE_FIELD_NUMBER: _ClassVar[int]
+    MINIMUM_FIELD_NUMBER: _ClassVar[int]
+    MAXIMUM_FIELD_NUMBER: _ClassVar[int]
+    ZERO_SHARE_FIELD_NUMBER: _ClassVar[int]
+    OUTLIER_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    ROBUST_SCALE_FIELD_NUMBER: _ClassVar[int]
+    HETEROSCEDASTICITY_PVALUE_FIELD_NUMBER: _ClassVar[int]
+    mean: float
+    variance: float
+    minimum: float
+    maximum: float
+    zero_share: float
+    outlier_fraction: float
+    robust_scale: float
+    heteroscedasticity_pvalue: float
+    def __init__(self, mean: _Optional[float] = ..., variance: _Optional[float] = ..., minimum: _Optional[float] = ..., maximum: _Optional[float] = ..., zero_share: _Optional[float] = ..., outlier_fraction: _Optional[float] = ..., robust_scale: _Optional[float] = ..., heteroscedasticity_pvalue: _Optional[float] = ...) -> None: ...
+
+class LabelNoise(_message.Message):
+    __slots__ = ("rate", "kind")
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    rate: float
+    kind: str
+    def __init__(self, rate: _Optional[float] = ..., kind: _Optional[str] = ...) -> None: ...
+
+class Dataset(_message.Message):
+    __slots__ = ("csv", "arrow_ipc", "target_columns", "task_type")
+    CSV_FIELD_NUMBER: _ClassVar[int]
+    ARROW_IPC_FIELD_NUMBER: _ClassVar[int]
+    TARGET_COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
+    csv: bytes
+    arrow_ipc: bytes
+    target_columns: _containers.RepeatedScalarFieldContainer[str]
+    task_type: str
+    def __init__(self, csv: _Optional[bytes] = ..., arrow_ipc: _Optional[bytes] = ..., target_columns: _Optional[_Iterable[str]] = ..., task_type: _Optional[str] = ...) -> None: ...
+
+class Options(_message.Message):
+    __slots__ = ("budget_s", "seeds", "epochs", "max_rows", "trials", "device", "metric")
+    BUDGET_S_FIELD_NUMBER: _ClassVar[int]
+    SEEDS_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ROWS_FIELD_NUMBER: _ClassVar[int]
+    TRIALS_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    budget_s: float
+    seeds: int
+    epochs: int
+    max_rows: int
+    trials: bool
+    device: str
+    metric: str
+    def __init__(self, budget_s: _Optional[float] = ..., seeds: _Optional[int] = ..., epochs: _Optional[int] = ..., max_rows: _Optional[int] = ..., trials: _Optional[bool] = ..., device: _Optional[str] = ..., metric: _Optional[str] = ...) -> None: ...
+
+class RecommendResponse(_message.Message):
+    __slots__ = ("task", "heads", "multi_task", "settings", "timings", "notes")
+    class TimingsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    HEADS_FIELD_NUMBER: _ClassVar[int]
+    MULTI_TASK_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    task: TaskDescription
+    heads: _containers.RepeatedCompositeFieldContainer[HeadResult]
+    multi_task: _containers.RepeatedCompositeFieldContainer[Candidate]
+    settings: Settings
+    timings: _containers.ScalarMap[str, float]
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, task: _Optional[_Union[TaskDescription, _Mapping]] = ..., heads: _Optional[_Iterable[_Union[HeadResult, _Mapping]]] = ..., multi_task: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., settings: _Optional[_Union[Settings, _Mapping]] = ..., timings: _Optional[_Mapping[str, float]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class HeadResult(_message.Message):
+    __slots__ = ("head", "type", "metric", "higher_is_better", "candidates", "explanation", "evidence_source", "stopped_by", "epochs_completed", "trial_seconds", "train_rows", "score_rows")
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    HIGHER_IS_BETTER_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_BY_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_ROWS_FIELD_NUMBER: _ClassVar[int]
+    SCORE_ROWS_FIELD_NUMBER: _ClassVar[int]
+    head: str
+    type: str
+    metric: str
+    higher_is_better: bool
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    explanation: str
+    evidence_source: str
+    stopped_by: str
+    epochs_completed: int
+    trial_seconds: float
+    train_rows: int
+    score_rows: int
+    def __init__(self, head: _Optional[str] = ..., type: _Optional[str] = ..., metric: _Optional[str] = ..., higher_is_better: _Optional[bool] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., explanation: _Optional[str] = ..., evidence_source: _Optional[str] = ..., stopped_by: _Optional[str] = ..., epochs_completed: _Optional[int] = ..., trial_seconds: _Optional[float] = ..., train_rows: _Optional[int] = ..., score_rows: _Optional[int] = ...) -> None: ...
+
+class Candidate(_message.Message):
+    __slots__ = ("rank", "head", "spec_json", "spec", "post_hoc", "prior", "score", "tie_group", "rule_id", "title", "rationale", "references", "evidence")
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    SPEC_JSON_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    POST_HOC_FIELD_NUMBER: _ClassVar[int]
+    PRIOR_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    TIE_GROUP_FIELD_NUMBER: _ClassVar[int]
+    RULE_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    RATIONALE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCES_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    rank: int
+    head: str
+    spec_json: str
+    spec: _struct_pb2.Struct
+    post_hoc: PostHoc
+    prior: float
+    score: float
+    tie_group: int
+    rule_id: str
+    title: str
+    rationale: str
+    references: _containers.RepeatedScalarFieldContainer[str]
+    evidence: Evidence
+    def __init__(self, rank: _Optional[int] = ..., head: _Optional[str] = ..., spec_json: _Optional[str] = ..., spec: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., post_hoc: _Optional[_Union[PostHoc, _Mapping]] = ..., prior: _Optional[float] = ..., score: _Optional[float] = ..., tie_group: _Optional[int] = ..., rule_id: _Optional[str] = ..., title: _Optional[str] = ..., rationale: _Optional[str] = ..., references: _Optional[_Iterable[str]] = ..., evidence: _Optional[_Union[Evidence, _Mapping]] = ...) -> None: ...
+
+class PostHoc(_message.Message):
+    __slots__ = ("kind", "tau")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TAU_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    tau: float
+    def __init__(self, kind: _Optional[str] = ..., tau: _Optional[float] = ...) -> None: ...
+
+class Evidence(_message.Message):
+    __slots__ = ("metric", "per_seed", "mean", "std", "ci_low", "ci_high", "diverged_seeds", "best_epochs", "curves", "post_hoc_values")
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    PER_SEED_FIELD_NUMBER: _ClassVar[int]
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    STD_FIELD_NUMBER: _ClassVar[int]
+    CI_LOW_FIELD_NUMBER: _ClassVar[int]
+    CI_HIGH_FIELD_NUMBER: _ClassVar[int]
+    DIVERGED_SEEDS_FIELD_NUMBER: _ClassVar[int]
+    BEST_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    CURVES_FIELD_NUMBER: _ClassVar[int]
+    POST_HOC_VALUES_FIELD_NUMBER: _ClassVar[int]
+    metric: str
+    per_seed: _containers.RepeatedScalarFieldContainer[float]
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+    diverged_seeds: int
+    best_epochs: _containers.RepeatedScalarFieldContainer[int]
+    curves: _containers.RepeatedCompositeFieldContainer[Curve]
+    post_hoc_values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, metric: _Optional[str] = ..., per_seed: _Optional[_Iterable[float]] = ..., mean: _Optional[float] = ..., std: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., diverged_seeds: _Optional[int] = ..., best_epochs: _Optional[_Iterable[int]] = ..., curves: _Optional[_Iterable[_Union[Curve, _Mapping]]] = ..., post_hoc_values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class Curve(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class Settings(_message.Message):
+    __slots__ = ("budget_s", "seeds", "epochs", "max_rows", "device", "trials")
+    BUDGET_S_FIELD_NUMBER: _ClassVar[int]
+    SEEDS_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ROWS_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    TRIALS_FIELD_NUMBER: _ClassVar[int]
+    budget_s: float
+    seeds: int
+    epochs: int
+    max_rows: int
+    device: str
+    trials: bool
+    def __init__(self, budget_s: _Optional[float] = ..., seeds: _Optional[int] = ..., epochs: _Optional[int] = ..., max_rows: _Optional[int] = ..., device: _Optional[str] = ..., trials: _Optional[bool] = ...) -> None: ...
+
+class RecommendEvent(_message.Message):
+    __slots__ = ("progress", "result")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    progress: Progress
+    result: RecommendResponse
+    def __init__(self, progress: _Optional[_Union[Progress, _Mapping]] = ..., result: _Optional[_Union[RecommendResponse, _Mapping]] = ...) -> None: ...
+
+class Progress(_message.Message):
+    __slots__ = ("head", "epoch", "epochs", "alive", "members", "best_so_far", "elapsed_s")
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    ALIVE_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    BEST_SO_FAR_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_S_FIELD_NUMBER: _ClassVar[int]
+    head: str
+    epoch: int
+    epochs: int
+    alive: int
+    members: int
+    best_so_far: float
+    elapsed_s: float
+    def __init__(self, head: _Optional[str] = ..., epoch: _Optional[int] = ..., epochs: _Optional[int] = ..., alive: _Optional[int] = ..., members: _Optional[int] = ..., best_so_far: _Optional[float] = ..., elapsed_s: _Optional[float] = ...) -> None: ...
+
+class ListLossesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListLossesResponse(_message.Message):
+    __slots__ = ("losses",)
+    LOSSES_FIELD_NUMBER: _ClassVar[int]
+    losses: _containers.RepeatedCompositeFieldContainer[LossEntry]
+    def __init__(self, losses: _Optional[_Iterable[_Union[LossEntry, _Mapping]]] = ...) -> None: ...
+
+class LossEntry(_message.Message):
+    __slots__ = ("name", "summary", "heads", "input", "target", "reference", "params_schema")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    HEADS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    summary: str
+    heads: _containers.RepeatedScalarFieldContainer[str]
+    input: str
+    target: str
+    reference: str
+    params_schema: _struct_pb2.Struct
+    def __init__(self, name: _Optional[str] = ..., summary: _Optional[str] = ..., heads: _Optional[_Iterable[str]] = ..., input: _Optional[str] = ..., target: _Optional[str] = ..., reference: _Optional[str] = ..., params_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class ValidateSpecRequest(_message.Message):
+    __slots__ = ("spec_json",)
+    SPEC_JSON_FIELD_NUMBER: _ClassVar[int]
+    spec_json: str
+    def __init__(self, spec_json: _Optional[str] = ...) -> None: ...
+
+class ValidateSpecResponse(_message.Message):
+    __slots__ = ("valid", "normalized_spec_json", "errors")
+    VALID_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZED_SPEC_JSON_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    valid: bool
+    normalized_spec_json: str
+    errors: _containers.RepeatedCompositeFieldContainer[FieldError]
+    def __init__(self, valid: _Optional[bool] = ..., normalized_spec_json: _Optional[str] = ..., errors: _Optional[_Iterable[_Union[FieldError, _Mapping]]] = ...) -> None: ...
+
+class FieldError(_message.Message):
+    __slots__ = ("field", "description")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    description: str
+    def __init__(self, field: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
