@@ -21,7 +21,7 @@ import argparse
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
@@ -103,6 +103,22 @@ class Entry:
         return entry_key(self.spec, self.post_hoc)
 
 
+@dataclass(frozen=True)
+class Scores:
+    """The protocol's scores on one dataset; gains are the pick's mean minus the baseline's (+ = pick better)."""
+
+    pick: int  # pool index of the advisor's rank 1 (-1: not in the pool)
+    best: int
+    ties: frozenset[int]
+    hit1: float
+    hit3: float
+    regret: float
+    gain_default: float
+    gain_la: float
+    tau: float
+    tau_ceiling: float
+
+
 @dataclass
 class Outcome:
     """Everything measured on one dataset."""
@@ -114,8 +130,7 @@ class Outcome:
     fits: int
     advisor_ranking: list[int]  # pool indices, the advisor's rank 1 first
     advisor_s: float
-    scores: dict[str, float] = field(default_factory=dict)
-    ties: set[int] = field(default_factory=set)
+    scores: Scores | None = None
 
 
 def entry_key(spec: LossSpec, post_hoc: PostHoc | None) -> tuple[str, str]:
@@ -401,9 +416,8 @@ def ground_truth(dataset: Dataset, task: TaskDescription, pool: list[Entry], pro
     seeds = protocol.seeds(len(dataset.y))
     shape = (len(protocol.learning_rates), len(pool), seeds)
     val, test = np.full(shape, np.nan), np.full(shape, np.nan)
-    torch.set_num_threads(
-        1
-    )  # recommend() picks its own; small stacked MLPs crawl with 2 threads on a busy box
+    # recommend() sets its own thread count; these small MLPs ran 10-30x slower on 2 threads of a busy box.
+    torch.set_num_threads(1)
     started = time.perf_counter()
     for seed in range(seeds):
         data = trial_data(dataset, head, seed)
@@ -423,8 +437,9 @@ def ground_truth(dataset: Dataset, task: TaskDescription, pool: list[Entry], pro
 # The advisor
 
 
-def run_advisor(dataset: Dataset, task: TaskDescription, features: np.ndarray, targets: np.ndarray,
-                pool: list[Entry]) -> list[int]:  # fmt: skip
+def run_advisor(
+    task: TaskDescription, features: np.ndarray, targets: np.ndarray, pool: list[Entry]
+) -> list[int]:
     """``recommend()`` with default settings on the profiled training rows; its ranking as pool indices.
 
     ``recommend()`` takes data or a description, not data plus stated traits, so its loader is pointed at
@@ -472,19 +487,17 @@ def regret(means: np.ndarray, pick: int | None) -> float:
     return 0.0 if best == worst else float((best - means[pick]) / (best - worst))
 
 
-def ranking_tau(values: np.ndarray, ranking: list[int], seeds: slice = slice(None)) -> float:
+def ranking_tau(values: np.ndarray, ranking: list[int]) -> float:
     """Kendall tau between the advisor's order of its candidates and their ground-truth means."""
-    known = [i for i in ranking if i >= 0 and np.isfinite(values[i, seeds]).any()]
+    known = [i for i in ranking if i >= 0 and np.isfinite(values[i]).any()]
     if len(known) < 2:
         return math.nan
-    truth = _means(values[known][:, seeds])
-    return float(kendalltau(-np.arange(len(known)), truth).statistic)
+    return float(kendalltau(-np.arange(len(known)), _means(values[known])).statistic)
 
 
 def split_half_ceiling(values: np.ndarray, ranking: list[int]) -> float:
-    """Tau between the ground truth from the first and the second half of the seeds (same entries)."""
-    half = values.shape[1] // 2
-    known = [i for i in ranking if i >= 0]
+    """Tau between the ground truth of the first and of the second half of the seeds (same entries)."""
+    half, known = values.shape[1] // 2, [i for i in ranking if i >= 0]
     if half < 1 or len(known) < 2:
         return math.nan
     first, second = _means(values[known, :half]), _means(values[known, half:])
@@ -492,26 +505,22 @@ def split_half_ceiling(values: np.ndarray, ranking: list[int]) -> float:
     return float(kendalltau(first[finite], second[finite]).statistic) if finite.sum() >= 2 else math.nan
 
 
-def score_outcome(outcome: Outcome, rng: np.random.Generator) -> None:
-    """Fill ``outcome.scores`` with the protocol's per-dataset scores (gains in metric units, + is better)."""
+def score_outcome(outcome: Outcome, rng: np.random.Generator) -> Scores:
+    """The protocol's scores of the advisor's ranking against the ground truth."""
     values, ranking, pool = outcome.test_values, outcome.advisor_ranking, outcome.pool
     means, ties = _means(values), tie_set(values, rng)
-    pick = ranking[0] if ranking else None
-    default = index_of(pool, DEFAULT_LABEL[outcome.dataset.head_type])
-    adjusted = index_of(pool, "fixed:ce+logit_adj")
-    outcome.scores = {
-        "hit1": float(pick in ties),
-        "hit3": float(any(i in ties for i in ranking[:3])),
-        "regret": regret(means, pick),
-        "gain_default": means[pick] - means[default] if pick is not None and pick >= 0 else math.nan,
-        "gain_la": means[pick] - means[adjusted] if adjusted is not None and pick is not None else math.nan,
-        "tau": ranking_tau(values, ranking),
-        "tau_ceiling": split_half_ceiling(values, ranking),
-        "best": int(np.nanargmax(means)),
-        "ties": len(ties),
-        "pick": -1 if pick is None else pick,
-    }
-    outcome.ties = ties
+    pick = ranking[0] if ranking else -1
+
+    def gain_over(label: str) -> float:
+        baseline = index_of(pool, label)
+        return math.nan if baseline is None or pick < 0 else float(means[pick] - means[baseline])
+
+    return Scores(
+        pick=pick, best=int(np.nanargmax(means)), ties=frozenset(ties), hit1=float(pick in ties),
+        hit3=float(any(i in ties for i in ranking[:3])), regret=regret(means, pick),
+        gain_default=gain_over(DEFAULT_LABEL[outcome.dataset.head_type]), gain_la=gain_over("fixed:ce+logit_adj"),
+        tau=ranking_tau(values, ranking), tau_ceiling=split_half_ceiling(values, ranking),
+    )  # fmt: skip
 
 
 def _mean_regret(label: str, outcomes: list[Outcome]) -> float:
@@ -537,7 +546,7 @@ def fixed_baselines(outcomes: list[Outcome]) -> dict[str, dict]:
     def summary(label_of: Callable[[Outcome], str]) -> dict[str, float]:
         picks = [(o, index_of(o.pool, label_of(o))) for o in outcomes]
         return {
-            "hit1": float(np.mean([p in o.ties for o, p in picks])),
+            "hit1": float(np.mean([p in o.scores.ties for o, p in picks])),
             "regret": float(np.mean([regret(_means(o.test_values), p) for o, p in picks])),
         }
 
@@ -568,22 +577,19 @@ def _short(label: str, width: int = 34) -> str:
 
 
 def table_rows(outcomes: list[Outcome], protocol: Protocol) -> list[dict[str, str]]:
-    """One row per dataset (gains are the pick's mean minus the baseline's, in metric units, + is better)."""
+    """One row per dataset."""
     rows = []
     for o in outcomes:
-        s, pool, seeds = o.scores, o.pool, o.test_values.shape[1]
-        pick_label = pool[s["pick"]].labels[0] if s["pick"] >= 0 else "(not in pool)"
-        try_all_once = o.truth_s / o.fits
+        s, pool, seeds, lrs = o.scores, o.pool, o.test_values.shape[1], len(protocol.learning_rates)
         rows.append({
             "dataset": o.dataset.name, "n": str(len(o.dataset.y)), "metric": o.dataset.metric,
-            "advisor pick": _short(pick_label), "ground-truth best": _short(pool[s["best"]].labels[0]),
-            "ties": f"{s['ties']}/{len(pool)}", "hit@1": "hit" if s["hit1"] else "MISS",
-            "hit@3": "hit" if s["hit3"] else "MISS", "regret": _number(s["regret"]),
-            "vs default": _number(s["gain_default"], 4, True),
-            "vs CE+LA": _number(s["gain_la"], 4, True),
-            "tau (ceil)": f"{_number(s['tau'], 2)} ({_number(s['tau_ceiling'], 2)})",
-            "advisor s": f"{o.advisor_s:.1f}", "truth s": f"{o.truth_s:.0f} ({seeds}x{len(protocol.learning_rates)})",
-            "try-all s": f"{try_all_once:.1f}", "adv/truth": f"{o.advisor_s / o.truth_s:.3f}",
+            "advisor pick": _short(pool[s.pick].labels[0] if s.pick >= 0 else "(not in pool)"),
+            "ground-truth best": _short(pool[s.best].labels[0]), "ties": f"{len(s.ties)}/{len(pool)}",
+            "hit@1": "hit" if s.hit1 else "MISS", "hit@3": "hit" if s.hit3 else "MISS",
+            "regret": _number(s.regret), "vs default": _number(s.gain_default, 4, True),
+            "vs CE+LA": _number(s.gain_la, 4, True), "tau (ceil)": f"{_number(s.tau, 2)} ({_number(s.tau_ceiling, 2)})",
+            "advisor s": f"{o.advisor_s:.1f}", "truth s": f"{o.truth_s:.0f} ({seeds}x{lrs})",
+            "try-all s": f"{o.truth_s / o.fits:.1f}", "adv/truth": f"{o.advisor_s / o.truth_s:.3f}",
         })  # fmt: skip
     return rows
 
@@ -591,8 +597,8 @@ def table_rows(outcomes: list[Outcome], protocol: Protocol) -> list[dict[str, st
 def summary_rows(outcomes: list[Outcome], baselines: dict[str, dict]) -> list[dict[str, str]]:
     """The advisor's means over the suite, then the baselines' hit@1 and mean regret."""
 
-    def mean(key: str) -> float:
-        return float(np.nanmean([o.scores[key] for o in outcomes]))
+    def mean(name: str) -> float:
+        return float(np.nanmean([getattr(o.scores, name) for o in outcomes]))
 
     advisor_s, truth_s = sum(o.advisor_s for o in outcomes), sum(o.truth_s for o in outcomes)
     rows = [{
@@ -600,13 +606,9 @@ def summary_rows(outcomes: list[Outcome], baselines: dict[str, dict]) -> list[di
         "regret": _number(mean("regret")), "tau (ceil)": f"{_number(mean('tau'), 2)} ({_number(mean('tau_ceiling'), 2)})",
         "advisor s": f"{advisor_s:.0f}", "truth s": f"{truth_s:.0f}", "adv/truth": f"{advisor_s / truth_s:.3f}",
     }]  # fmt: skip
-    for name, baseline in baselines.items():
+    for name, base in baselines.items():
         rows.append(
-            {
-                "dataset": name.upper(),
-                "hit@1": _number(baseline["hit1"], 2),
-                "regret": _number(baseline["regret"]),
-            }
+            {"dataset": name.upper(), "hit@1": _number(base["hit1"], 2), "regret": _number(base["regret"])}
         )
     return rows
 
@@ -632,8 +634,8 @@ def render_markdown(rows: list[dict[str, str]]) -> str:
 
 def verdict(outcomes: list[Outcome], baselines: dict[str, dict]) -> str:
     """Beat the best fixed loss on mean regret with hit@1 >= 0.85; cheaper than trying every loss on small data."""
-    hit1 = np.mean([o.scores["hit1"] for o in outcomes])
-    mean_regret = np.mean([o.scores["regret"] for o in outcomes])
+    hit1 = np.mean([o.scores.hit1 for o in outcomes])
+    mean_regret = np.mean([o.scores.regret for o in outcomes])
     fixed = baselines["best fixed loss (hindsight)"]["regret"]
     quality = mean_regret < fixed and hit1 >= 0.85
     small = [o for o in outcomes if len(o.dataset.y) < SMALL_DATA_ROWS]
@@ -676,6 +678,15 @@ def describe_truth(outcome: Outcome) -> str:
     )
 
 
+def _describe_spec(entry: Entry) -> str:
+    """The loss and its non-default parameters, plus the post-hoc recipe."""
+    defaults = normalize_spec({"loss": entry.spec.loss}).params
+    changed = {k: v for k, v in entry.spec.params.items() if defaults.get(k) != v}
+    return f"{entry.spec.loss} {changed or ''}" + (
+        f" + post-hoc {entry.post_hoc.kind}" if entry.post_hoc else ""
+    )
+
+
 def evaluate(
     dataset: Dataset, protocol: Protocol, rng: np.random.Generator, log: Callable[[str], None]
 ) -> Outcome:
@@ -684,14 +695,15 @@ def evaluate(
     started = time.perf_counter()
     task, features, targets = describe_task(dataset, train)
     pool = build_pool(task)
-    ranking = run_advisor(dataset, task, features, targets, pool)
+    ranking = run_advisor(task, features, targets, pool)
     advisor_s = time.perf_counter() - started
-    log(f"  advisor: {advisor_s:.1f} s, top pick {pool[ranking[0]].labels[0] if ranking[0] >= 0 else '?'}; "
-        f"ground truth: {len(pool)} entries")  # fmt: skip
+    top = pool[ranking[0]] if ranking and ranking[0] >= 0 else None
+    log(f"  advisor: {advisor_s:.1f} s, {len(ranking)} candidates, rank 1: "
+        f"{f'{top.labels[0]} = {_describe_spec(top)}' if top else '?'}; ground truth: {len(pool)} entries")  # fmt: skip
     values, truth_s, fits = ground_truth(dataset, task, pool, protocol, log)
     outcome = Outcome(dataset, pool, values, truth_s, fits, ranking, advisor_s)
     log("  truth: " + describe_truth(outcome))
-    score_outcome(outcome, rng)
+    outcome.scores = score_outcome(outcome, rng)
     return outcome
 
 

@@ -37,6 +37,13 @@ MIN_TRIAL_DEADLINE_S = 3.0
 # Deadline kept back from the trial budget for everything around the trials.
 DEADLINE_MARGIN_S = 2.0
 RETRY_AFTER_S = 2.0
+# ErrorInfo reasons of the input errors a worker reports (a dataset that cannot be read or profiled, ...).
+_REASONS = {
+    "ProfileError": "INVALID_DATASET",
+    "AdvisorError": "INVALID_DATASET",
+    "OptionsError": "INVALID_OPTIONS",
+    "TaskError": "INVALID_TASK",
+}
 
 
 @dataclass(frozen=True)
@@ -215,9 +222,7 @@ class LossAdvisorServicer:
                 raise
         if "violations" in outcome:
             violations = [FieldViolation(field, description) for field, description in outcome["violations"]]
-            await status.invalid(
-                context, violations, f"INVALID_{outcome['kind'].removesuffix('Error').upper()}"
-            )
+            await status.invalid(context, violations, _REASONS.get(outcome["kind"], "INVALID_ARGUMENT"))
         yield Recommendation.model_validate_json(outcome["result"])
 
 

@@ -1,0 +1,604 @@
+"""One self-contained HTML report of a :class:`~advisor.recommendation.Recommendation`.
+
+``write_report(recommendation, "report.html")`` writes a single file that opens anywhere, offline: the inferred
+task, per head the ranking table, a chart of each candidate's metric across seeds, the validation curves of the
+trial fits, the rules' rationales with their references, the ``multi_task`` specs, and the winner's spec with a
+copy-ready snippet. Charts are matplotlib (Agg) PNGs embedded as base64; styles and the copy button are inline.
+Every piece of text is HTML-escaped, so rule rationales, column names or head names cannot inject markup.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from advisor.recommendation import HeadResult, RankedCandidate, Recommendation
+from advisor.spec import LossSpec
+
+__all__ = ["key_params", "render_report", "write_report"]
+
+_CSS = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2430;margin:0;background:#f5f6f8}
+main{max-width:1120px;margin:0 auto;padding:24px 28px 48px;background:#fff}
+h1{font-size:26px;margin:0 0 4px}h2{font-size:20px;margin:34px 0 8px;border-bottom:2px solid #e3e6ea;padding-bottom:4px}
+h1 code,h2 code,h3 code{font-size:.9em}h3{font-size:16px;margin:22px 0 6px}p{margin:6px 0}.muted{color:#5f6b7a}.small{font-size:13px}
+table{border-collapse:collapse;width:100%;font-size:13.5px;margin:8px 0}
+th,td{border:1px solid #dde1e6;padding:5px 7px;text-align:left;vertical-align:top}
+th{background:#eef1f4;font-weight:600}td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+tr.winner td{background:#e6f4ea}tr.winner td.key{font-weight:700}tr.tie td{background:#f6fbf7}
+code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
+pre{background:#f3f5f7;border:1px solid #dde1e6;border-radius:6px;padding:10px 12px;overflow-x:auto;margin:6px 0;white-space:pre}
+.box{border:1px solid #b7dfc3;background:#f3fbf5;border-radius:8px;padding:12px 16px;margin:14px 0}
+.note{border-left:4px solid #e0a800;background:#fff8e1;padding:8px 12px;margin:10px 0}
+.snippet{position:relative}.snippet button{position:absolute;top:6px;right:6px;font-size:12px;padding:3px 10px;
+cursor:pointer;border:1px solid #9aa5b1;border-radius:4px;background:#fff}
+img.chart{max-width:100%;height:auto;display:block;margin:8px 0}
+dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:6px 0}dl.kv dt{font-weight:600}dl.kv dd{margin:0}
+ul{margin:4px 0 4px 20px;padding:0}details{margin:6px 0}summary{cursor:pointer;color:#2457a6}
+.rule{margin:10px 0 14px}.rule .id{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px;color:#5f6b7a}
+"""
+
+_SCRIPT = """
+document.querySelectorAll("button[data-copy]").forEach(function (button) {
+  button.addEventListener("click", function () {
+    var source = document.getElementById(button.getAttribute("data-copy"));
+    var text = source.textContent;
+    function done(label) { button.textContent = label; setTimeout(function () { button.textContent = "Copy"; }, 1500); }
+    function fallback() {
+      var range = document.createRange(); range.selectNodeContents(source);
+      var selection = window.getSelection(); selection.removeAllRanges(); selection.addRange(range);
+      try { document.execCommand("copy"); done("Copied"); } catch (e) { done("Press Ctrl+C"); }
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () { done("Copied"); }, fallback);
+    } else { fallback(); }
+  });
+});
+"""
+
+_DPI = 160
+_STAT_SKIP = {"name", "type", "metric", "class_labels", "class_histogram"}
+
+
+def _t(value: Any) -> str:
+    """Escaped text for element content."""
+    return html.escape(str(value), quote=False)
+
+
+def _a(value: Any) -> str:
+    """Escaped text for an attribute value."""
+    return html.escape(str(value), quote=True)
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:.{digits}g}"
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def key_params(spec: LossSpec, *, limit: int | None = None) -> str:
+    """The parameters of ``spec`` that differ from the loss's defaults, as ``name=value`` text.
+
+    A ``multi_task`` spec reads as its weighting scheme and each head's loss.
+    """
+    if spec.loss == "multi_task":
+        weighting = dict(spec.params.get("weighting") or {})
+        scheme = weighting.pop("scheme", "static")
+        extra = ", ".join(f"{k}={json.dumps(v)}" for k, v in weighting.items() if v is not None)
+        heads = ", ".join(
+            f"{name}: {head.get('loss')}" for name, head in spec.params.get("heads", {}).items()
+        )
+        text = (
+            f"weighting={scheme}" + (f" ({extra})" if extra else "") + (f"; heads {heads}" if heads else "")
+        )
+    else:
+        defaults = _defaults(spec)
+        changed = {k: v for k, v in spec.params.items() if k not in defaults or defaults[k] != v}
+        text = ", ".join(f"{k}={json.dumps(v)}" for k, v in changed.items())
+    return text if limit is None else _short(text, limit)
+
+
+def _defaults(spec: LossSpec) -> dict[str, Any]:
+    """The loss's parameters with only the required ones taken from ``spec`` (the rest at their defaults)."""
+    from advisor.losses import get_loss_info, normalize_spec
+
+    try:
+        model = get_loss_info(spec.loss).params_model
+        required = {n: spec.params[n] for n, f in model.model_fields.items() if f.is_required()}
+        return dict(normalize_spec({"loss": spec.loss, "params": required}).params)
+    except Exception:  # an unregistered or odd spec: show every parameter
+        return {}
+
+
+def _label(candidate: RankedCandidate) -> str:
+    post_hoc = f" + {candidate.post_hoc.kind.replace('_', ' ')}" if candidate.post_hoc else ""
+    return f"{candidate.spec.loss}{post_hoc}"
+
+
+def _chart_label(candidate: RankedCandidate, ranks: Sequence[int] | None = None) -> str:
+    ranks = ranks or [candidate.rank]
+    params = key_params(candidate.spec, limit=34)
+    base = f"#{', #'.join(str(r) for r in ranks)} {_label(candidate) if len(ranks) == 1 else candidate.spec.loss}"
+    return base + (f" ({params})" if params else "")
+
+
+def _python_literal(value: Any, level: int = 0, width: int = 96) -> str:
+    """Python source for JSON data, laid out the way ``ruff format`` would."""
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string literal is a valid Python string literal
+    if value is None or isinstance(value, bool | int | float):
+        return repr(value)
+    if isinstance(value, dict):
+        items = [f"{_python_literal(k)}: {_python_literal(v, level + 1, width)}" for k, v in value.items()]
+        opening, closing = "{", "}"
+    else:
+        items = [_python_literal(v, level + 1, width) for v in value]
+        opening, closing = "[", "]"
+    flat = opening + ", ".join(items) + closing
+    if len(flat) + 4 * (level + 1) <= width or not items:
+        return flat
+    pad = "    " * (level + 1)
+    return opening + "\n" + "".join(f"{pad}{item},\n" for item in items) + "    " * level + closing
+
+
+def snippet(candidate: RankedCandidate) -> str:
+    """Copy-ready Python that builds the candidate's loss (and says what else to do with it)."""
+    spec = candidate.spec.model_dump(mode="json")
+    lines = ["import advisor", "", f"loss = advisor.build_loss({_python_literal(spec)})"]
+    if spec["loss"] == "multi_task":
+        scheme = spec["params"].get("weighting", {}).get("scheme")
+        names = list(spec["params"].get("heads", {}))
+        outputs = ", ".join(f'"{n}": {n}_output' for n in names)
+        targets = ", ".join(f'"{n}": {n}_target' for n in names)
+        lines.append(f"# total = loss({{{outputs}}}, {{{targets}}})")
+        if scheme == "uncertainty":
+            lines.append("# the uncertainty weights are learned: optimize them with the model:")
+            lines.append("# optimizer = torch.optim.Adam([*model.parameters(), *loss.parameters()])")
+        elif scheme == "dwa":
+            lines.append(
+                "# call loss.end_epoch() after every epoch (DWA re-weights from the last two epochs)"
+            )
+    if candidate.post_hoc is not None:
+        kind = candidate.post_hoc.kind
+        advice = {
+            "logit_adjustment": "predict argmax(logits - tau * log(class priors)); tune tau on validation rows"
+            + (f" (tau={candidate.post_hoc.tau:g})" if candidate.post_hoc.tau is not None else ""),
+            "threshold": "tune the decision threshold on validation rows instead of using 0.5",
+            "temperature": "fit a softmax temperature on validation rows before reading probabilities",
+        }[kind]
+        lines.append(f"# post-hoc: {advice}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- charts
+
+
+def _smaller_png(data: bytes) -> bytes:
+    """The PNG with a 256-colour palette (a third of the size for line charts), when Pillow is there."""
+    try:
+        from PIL import Image
+    except ImportError:  # matplotlib depends on Pillow, so this is a formality
+        return data
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    palette = image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    buffer = io.BytesIO()
+    palette.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue() if buffer.tell() < len(data) else data
+
+
+def _png(fig: Any, alt: str) -> str:
+    """An <img> of a matplotlib figure, rendered denser than it is shown so that it stays sharp."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight", pad_inches=0.08)
+    data = _smaller_png(buffer.getvalue())
+    width = int.from_bytes(data[16:20], "big") * 100 // _DPI  # PNG IHDR width, shown as at 100 dpi
+    encoded = base64.b64encode(data).decode("ascii")
+    return f'<img class="chart" width="{width}" alt="{_a(alt)}" src="data:image/png;base64,{encoded}">'
+
+
+def _colors(count: int) -> list[Any]:
+    from matplotlib import colormaps
+
+    name = "tab10" if count <= 10 else "tab20"
+    cmap = colormaps[name]
+    return [cmap(i % cmap.N) for i in range(count)]
+
+
+def _spec_key(candidate: RankedCandidate) -> str:
+    return candidate.spec.to_json()
+
+
+def _charts(head: HeadResult) -> tuple[str, str] | None:
+    """(metric chart, curves chart) as <img> tags, or None when the head has no trial evidence."""
+    rows = [c for c in head.candidates if c.evidence is not None]
+    if not rows:
+        return None
+    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no global backend or figure state is touched
+    from matplotlib.ticker import MaxNLocator
+
+    specs = list(dict.fromkeys(_spec_key(c) for c in rows))
+    palette = dict(zip(specs, _colors(len(specs)), strict=True))
+    style = {"font.size": 9, "text.parse_math": False, "axes.spines.top": False, "axes.spines.right": False}
+    direction = "higher is better" if head.higher_is_better else "lower is better"
+    with matplotlib.rc_context(style):
+        # Metric per candidate: every seed as a dot, the mean as a diamond with +/- one standard deviation.
+        fig = Figure(figsize=(8.6, 0.42 * len(rows) + 1.1))
+        ax = fig.add_subplot()
+        for y, candidate in enumerate(rows):
+            e = candidate.evidence
+            assert e is not None
+            color = palette[_spec_key(candidate)]
+            if candidate.tie_group == 1:
+                ax.axhspan(y - 0.5, y + 0.5, color="#e6f4ea", zorder=0, lw=0)
+            values = [v for v in e.per_seed if v is not None and math.isfinite(v)]
+            offsets = [y + 0.16 * ((i % 3) - 1) for i in range(len(values))]
+            ax.scatter(values, offsets, s=22, color=color, alpha=0.6, zorder=2, linewidths=0)
+            if e.mean is not None:
+                ax.errorbar(
+                    e.mean, y, xerr=e.std or 0.0, fmt="D", ms=6, color=color, ecolor=color,
+                    capsize=3, lw=1.4, zorder=3, markeredgecolor="black", markeredgewidth=0.5,
+                )  # fmt: skip
+            if e.diverged_seeds:
+                ax.annotate(f"{e.diverged_seeds} diverged", (1.0, y), xycoords=("axes fraction", "data"),
+                            ha="right", va="center", fontsize=8, color="#b00020")  # fmt: skip
+        ax.set_yticks(range(len(rows)), labels=[_chart_label(c) for c in rows])
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.set_xlabel(f"{head.metric} on held-out rows ({direction}); dots: seeds, diamond: mean ± std")
+        ax.grid(axis="x", color="#dddddd", lw=0.6)
+        ax.set_axisbelow(True)
+        ax.set_title("shaded: tie group 1 (not distinguishable from the best at these seeds)", fontsize=8,
+                     loc="left", color="#555555")  # fmt: skip
+        metric_img = _png(fig, f"{head.metric} of each candidate across seeds")
+
+        # Validation curves: one colour per trained spec, each seed faint, their mean bold.
+        fig = Figure(figsize=(8.6, 3.8))
+        ax = fig.add_subplot()
+        for key in specs:
+            group = [c for c in rows if _spec_key(c) == key]
+            first = group[0]
+            curves = [curve for curve in first.evidence.curves if curve] if first.evidence else []
+            if not curves:
+                continue
+            color = palette[key]
+            longest = max(len(curve) for curve in curves)
+            marker = "o" if longest <= 3 else None
+            for curve in curves:
+                ax.plot(range(1, len(curve) + 1), curve, color=color, alpha=0.28, lw=0.9, marker=marker, ms=3)
+            mean = []
+            for epoch in range(longest):
+                at = [c[epoch] for c in curves if epoch < len(c) and math.isfinite(c[epoch])]
+                mean.append(sum(at) / len(at) if at else math.nan)
+            label = _chart_label(first, [c.rank for c in group])
+            ax.plot(range(1, longest + 1), mean, color=color, lw=2.0, label=_short(label, 60), marker=marker)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(f"validation {head.metric}")
+        ax.grid(color="#e5e5e5", lw=0.6)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+        curves_img = _png(fig, f"validation {head.metric} per epoch of each candidate")
+    return metric_img, curves_img
+
+
+# ---------------------------------------------------------------------------------------------- sections
+
+
+def _kv(pairs: Iterable[tuple[str, Any]]) -> str:
+    items = "".join(f"<dt>{_t(k)}</dt><dd>{_t(v)}</dd>" for k, v in pairs)
+    return f'<dl class="kv">{items}</dl>'
+
+
+def _list(items: Iterable[str], css: str = "") -> str:
+    rendered = "".join(f"<li>{_t(item)}</li>" for item in items)
+    return f'<ul class="{css}">{rendered}</ul>' if rendered else ""
+
+
+def _references(references: Sequence[str]) -> str:
+    if not references:
+        return ""
+    return f'<p class="muted small">References: {"; ".join(_t(r) for r in references)}.</p>'
+
+
+def _head_statistics(head: Any) -> str:
+    parts = []
+    if head.class_histogram:
+        labels = head.class_labels or [str(i) for i in range(len(head.class_histogram))]
+        counts = ", ".join(
+            f"{label}: {count}" for label, count in zip(labels, head.class_histogram, strict=False)
+        )
+        parts.append(f"class counts {counts}")
+        if head.imbalance_ratio is not None:
+            parts.append(f"imbalance ratio {head.imbalance_ratio:.3g}")
+    stats = head.model_dump(exclude=_STAT_SKIP, exclude_none=True, exclude_defaults=True)
+    for name, value in stats.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={_num(v) if isinstance(v, float) else v}" for k, v in value.items())
+        parts.append(f"{name}: {value}")
+    return "; ".join(parts)
+
+
+def _task_section(rec: Recommendation) -> str:
+    task = rec.task
+    source = "profiled from your data" if task.source == "data" else "as described"
+    rows = "".join(
+        f"<tr><td>{_t(h.name)}</td><td>{_t(h.type)}</td><td>{_t(h.metric or '')}</td>"
+        f"<td>{_t(_head_statistics(h))}</td></tr>"
+        for h in task.heads
+    )
+    size = []
+    if task.n_samples is not None:
+        size.append(f"{task.n_samples} rows")
+    if task.n_features is not None:
+        size.append(f"{task.n_features} features")
+    notes = _list(task.notes)
+    return (
+        f"<h2>Task ({_t(source)})</h2>"
+        + (f"<p>{_t(', '.join(size))}</p>" if size else "")
+        + f"<table><tr><th>head</th><th>type</th><th>metric</th><th>statistics</th></tr>{rows}</table>"
+        + (f"<h3>What the advisor noticed</h3>{notes}" if notes else "")
+    )
+
+
+def _metric_cell(candidate: RankedCandidate) -> str:
+    e = candidate.evidence
+    if e is None:
+        return '<td class="num muted">rules only</td>'
+    if e.mean is None:
+        return '<td class="num key">diverged</td>'
+    spread = f" ± {_num(e.std, 2)}" if e.std is not None else ""
+    ci = f"95% CI {_num(e.ci_low)} to {_num(e.ci_high)}" if e.ci_low is not None else ""
+    seeds = f"{len(e.per_seed)} seeds" + (f", {e.diverged_seeds} diverged" if e.diverged_seeds else "")
+    detail = ", ".join(part for part in (seeds, ci) if part)
+    return f'<td class="num key">{_t(_num(e.mean) + spread)}<br><span class="muted small">{_t(detail)}</span></td>'
+
+
+def _loss_cell(candidate: RankedCandidate) -> str:
+    text = f"<code>{_t(candidate.spec.loss)}</code>"
+    post_hoc = candidate.post_hoc
+    if post_hoc is not None:
+        tau = f" (tau={post_hoc.tau:g})" if post_hoc.tau is not None else ""
+        text += f" + post-hoc {_t(post_hoc.kind.replace('_', ' ') + tau)}"
+        tuned = candidate.evidence.post_hoc_values if candidate.evidence else None
+        if tuned:
+            values = ", ".join(_num(v, 3) for v in tuned)
+            text += f'<br><span class="muted small">tuned per seed: {_t(values)}</span>'
+    return f'<td class="key">{text}</td>'
+
+
+def _anchor(*parts: str) -> str:
+    return "-".join(re.sub(r"[^A-Za-z0-9_-]+", "_", part) for part in parts)
+
+
+def _ranking_table(head: HeadResult, index: int) -> str:
+    rows = []
+    for c in head.candidates:
+        tied = c.tie_group == 1 and c.evidence is not None
+        css = "winner" if c.rank == 1 else ("tie" if tied else "")
+        params = key_params(c.spec)
+        shown_params = (
+            f'<code title="{_a(params)}">{_t(_short(params, 70))}</code>'
+            if params
+            else '<span class="muted small">defaults</span>'
+        )
+        rule = f"#{_anchor('rule', str(index), c.rule_id)}"
+        rows.append(
+            f'<tr class="cand {css}" data-rank="{c.rank}">'
+            f'<td class="num key">{c.rank}</td>{_loss_cell(c)}'
+            f"<td>{shown_params}</td>{_metric_cell(c)}"
+            f'<td class="num">{c.tie_group}</td><td class="num">{c.prior:.2f}</td>'
+            f'<td title="{_a(c.rationale)}">{_t(c.title)} <a class="small" href="{_a(rule)}">why</a></td></tr>'
+        )
+    header = (
+        f"<tr><th>#</th><th>loss</th><th>key parameters</th><th>{_t(head.metric)} mean ± std</th>"
+        "<th>tie group</th><th>prior</th><th>reason</th></tr>"
+    )
+    return f'<table class="ranking">{header}{"".join(rows)}</table>'
+
+
+def _rationales(head: HeadResult, index: int) -> str:
+    seen: dict[str, RankedCandidate] = {}
+    for c in head.candidates:
+        seen.setdefault(c.rule_id, c)
+    blocks = []
+    for rule_id, c in seen.items():
+        ranks = ", ".join(f"#{x.rank}" for x in head.candidates if x.rule_id == rule_id)
+        references = _references(c.references)
+        blocks.append(
+            f'<div class="rule" id="{_a(_anchor("rule", str(index), rule_id))}">'
+            f'<b>{_t(c.title)}</b> <span class="id">{_t(rule_id)} ({_t(ranks)})</span>'
+            f"<p>{_t(c.rationale)}</p>" + references + "</div>"
+        )
+    return "<h3>Why these candidates: the rules' rationales</h3>" + "".join(blocks)
+
+
+def _evidence_summary(head: HeadResult, trials: bool) -> str:
+    if head.evidence_source == "rules":
+        if not trials:  # the page's banner already says so
+            return '<p class="muted small">Ranked by rule priors (rules only).</p>'
+        return (
+            '<p class="note"><b>Rules only:</b> no trial fits ran for this head, so the candidates are ranked '
+            "by their rule priors; there is no metric evidence and no chart.</p>"
+        )
+    where = "your data" if head.evidence_source == "data" else "synthetic data matching the description"
+    stopped = {"epochs": "the epoch budget", "time": "the time budget", "cancelled": "cancellation",
+               "diverged": "divergence of every member", "not_run": "nothing"}[head.stopped_by]  # fmt: skip
+    return (
+        f'<p class="muted small">Evidence: quick trial fits on {_t(where)}: {head.train_rows} training rows, '
+        f"{head.score_rows} scoring rows, {head.epochs_completed} epochs in {head.trial_seconds:.1f} s, "
+        f"stopped by {_t(stopped)}.</p>"
+    )
+
+
+def _head_section(head: HeadResult, index: int, charts: bool, trials: bool) -> str:
+    direction = "higher is better" if head.higher_is_better else "lower is better"
+    parts = [
+        f'<h2 id="{_a(_anchor("head", str(index)))}">Head <code>{_t(head.head)}</code> ({_t(head.type)}): '
+        f"ranked by {_t(head.metric)} ({direction})</h2>",
+        _evidence_summary(head, trials),
+    ]
+    if not head.candidates:
+        parts.append('<p class="note">No rule proposed a loss for this head.</p>')
+        return "".join(parts)
+    parts.append(f"<p>{_t(head.explanation)}</p>")
+    parts.append(_ranking_table(head, index))
+    if charts and head.evidence_source != "rules":
+        try:
+            images = _charts(head)
+        except ImportError:
+            images = None
+            parts.append('<p class="note">Charts need matplotlib: <code>pip install matplotlib</code>.</p>')
+        if images is not None:
+            metric_img, curves_img = images
+            parts.append(f"<h3>{_t(head.metric)} of each candidate across seeds</h3>{metric_img}")
+            shared = (
+                " Candidates that differ only by a post-hoc recipe share one trained member, so they share a "
+                "curve (curves show the metric before the recipe)."
+                if any(c.post_hoc for c in head.candidates)
+                else ""
+            )
+            parts.append(
+                f"<h3>Validation curves of the trial fits</h3>{curves_img}"
+                f'<p class="muted small">Faint lines: individual seeds; bold: their mean.{shared}</p>'
+            )
+    parts.append(_rationales(head, index))
+    top = head.candidates[0]
+    parts.append(
+        f"<details><summary>Spec of this head's winner ({_t(_label(top))})</summary>"
+        f"<pre>{_t(top.spec.to_json(indent=2))}</pre></details>"
+    )
+    return "".join(parts)
+
+
+def _multi_task_section(rec: Recommendation) -> str:
+    if not rec.multi_task:
+        return ""
+    blocks = []
+    for c in rec.multi_task:
+        scheme = c.spec.params.get("weighting", {}).get("scheme", "static")
+        references = _references(c.references)
+        blocks.append(
+            f'<div class="rule"><b>#{c.rank} {_t(scheme)} weighting</b> '
+            f'<span class="id">{_t(c.rule_id)}, prior {c.prior:.2f}</span>'
+            f"<p>{_t(c.title)}. {_t(c.rationale)}</p>"
+            + references
+            + f"<details><summary>Spec</summary><pre>{_t(c.spec.to_json(indent=2))}</pre></details></div>"
+        )
+    return (
+        "<h2>Several heads: multi_task specs</h2>"
+        '<p class="muted small">Each combines the heads\' winners; they are ordered by rule prior (the trial '
+        "fits train each head on its own).</p>" + "".join(blocks)
+    )
+
+
+def _winner_section(rec: Recommendation) -> str:
+    try:
+        best = rec.best()
+    except (IndexError, StopIteration):
+        return '<div class="note">No candidate loss was proposed for this task.</div>'
+    where = "every head" if best.head == "*" else f"head '{best.head}'"
+    code = snippet(best)
+    params = key_params(best.spec)
+    params = f"<p>Key parameters: <code>{_t(params)}</code></p>" if params else ""
+    return (
+        '<div class="box">'
+        f'<h2 style="margin-top:0">Train with: <code>{_t(_label(best))}</code> for {_t(where)}</h2>'
+        f"{params}"
+        '<div class="snippet"><button type="button" data-copy="winner-snippet">Copy</button>'
+        f'<pre id="winner-snippet">{_t(code)}</pre></div>'
+        f'<details><summary>The spec as JSON</summary><pre id="winner-spec">{_t(best.spec.to_json(indent=2))}'
+        "</pre></details></div>"
+    )
+
+
+def _footer(rec: Recommendation) -> str:
+    s = rec.settings
+    settings = [
+        ("trials", "yes" if s.trials else "no (rules only)"),
+        ("budget", f"{s.budget_s:g} s"),
+        ("seeds", s.seeds),
+        ("epochs", s.epochs),
+        ("max rows", s.max_rows),
+        ("device", s.device),
+    ]
+    if s.rule_dirs:
+        settings.append(("user rules", ", ".join(s.rule_dirs)))
+    timings = ", ".join(f"{k} {v:.2f} s" for k, v in rec.timings.items())
+    extra_notes = [n for n in rec.notes if n not in rec.task.notes]
+    return (
+        "<h2>Settings</h2>"
+        + _kv(settings)
+        + (f'<p class="muted small">Timings: {_t(timings)}</p>' if timings else "")
+        + (f"<h3>Notes</h3>{_list(extra_notes)}" if extra_notes else "")
+    )
+
+
+def render_report(recommendation: Recommendation, *, charts: bool = True) -> str:
+    """The report as one HTML document (text). ``charts=False`` leaves the matplotlib charts out."""
+    rec = recommendation
+    from advisor import __version__
+
+    heads = ", ".join(f"{h.head} ({h.type})" for h in rec.heads)
+    if rec.settings.trials:
+        kind = "ranked by quick trial fits, ties broken by the rules' priors"
+    else:
+        kind = "rules only: ranked by rule priors, no trial fits ran"
+    banner = ""
+    if not rec.settings.trials:
+        banner = (
+            '<p class="note"><b>Rules only.</b> This recommendation was made without trial fits '
+            "(<code>trials=False</code> / <code>--no-trials</code>): there is no metric evidence and there are "
+            "no charts. Run with trials to prove the ranking on your data.</p>"
+        )
+    body = [
+        f'<h1>Loss Advisor report</h1><p class="muted">{_t(heads)}: {_t(kind)}. '
+        f"loss-advisor {_t(__version__)}.</p>",
+        banner,
+        _winner_section(rec),
+        _task_section(rec),
+        *(_head_section(h, i, charts, rec.settings.trials) for i, h in enumerate(rec.heads)),
+        _multi_task_section(rec),
+        _footer(rec),
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Loss Advisor report: {_t(heads)}</title><style>{_CSS}</style></head>\n"
+        f"<body><main>{''.join(body)}</main><script>{_SCRIPT}</script></body></html>\n"
+    )
+
+
+def write_report(recommendation: Recommendation, path: str | Path) -> Path:
+    """Write the recommendation as one self-contained HTML file and return its path.
+
+    Parameters
+    ----------
+    recommendation : Recommendation
+        What :func:`advisor.recommend` returned (with or without trial evidence).
+    path : str or Path
+        Where to write; missing parent folders are created.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Example
+    -------
+    >>> result = advisor.recommend("client_examples/data/churn.csv", target="churned")  # doctest: +SKIP
+    >>> write_report(result, "report.html")  # doctest: +SKIP
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_report(recommendation), encoding="utf-8")
+    return target

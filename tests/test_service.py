@@ -1,0 +1,271 @@
+"""The gRPC service against a real server process on a free port: every RPC, every error path, deadlines,
+cancellation, admission control with health, graceful drain on SIGTERM, auth, generated-code freshness."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+import advisor
+from advisor.client import AdvisorClient, ServiceError
+from lossadvisor.v1 import advisor_pb2 as pb
+from tests.service_helpers import ServerProcess, details, wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+TASK = pb.TaskDescription(heads=[pb.Head(type="multiclass", class_histogram=[500, 150, 40])], n_features=8)
+QUICK = pb.Options(epochs=3, seeds=2, max_rows=500, budget_s=20)
+
+
+@pytest.fixture(scope="module")
+def server():
+    process = ServerProcess("--workers", "1", "--dataset-limit-mb", "0.5")
+    yield process
+    assert process.stop() == 0
+
+
+def _error(call, *args, **kwargs) -> tuple[grpc.StatusCode, dict]:
+    with pytest.raises(grpc.RpcError) as caught:
+        call(*args, **kwargs)
+    return caught.value.code(), details(caught.value)
+
+
+def test_list_losses_and_validate_spec(server):
+    losses = server.stub.ListLosses(pb.ListLossesRequest()).losses
+    assert [entry.name for entry in losses] == advisor.loss_names()
+    focal = next(entry for entry in losses if entry.name == "focal")
+    assert focal.params_schema["properties"]["gamma"]["default"] == 2.0 and "multiclass" in focal.heads
+    valid = server.stub.ValidateSpec(pb.ValidateSpecRequest(spec_json='{"loss": "huber"}'))
+    assert valid.valid and '"delta":1.0' in valid.normalized_spec_json
+    unknown = server.stub.ValidateSpec(pb.ValidateSpecRequest(spec_json='{"loss": "hubr"}'))
+    assert (
+        not unknown.valid and unknown.errors[0].field == "loss" and "'huber'" in unknown.errors[0].description
+    )
+    bad = server.stub.ValidateSpec(
+        pb.ValidateSpecRequest(spec_json='{"loss": "huber", "params": {"delta": -1}}')
+    )
+    assert [e.field for e in bad.errors] == ["params.delta"]
+
+
+def test_recommend_rules_only_and_with_trials(server):
+    rules = server.stub.Recommend(pb.RecommendRequest(task=TASK, options=pb.Options(trials=False)))
+    assert rules.heads[0].evidence_source == "rules" and rules.heads[0].candidates[0].rank == 1
+    result = server.stub.Recommend(pb.RecommendRequest(task=TASK, options=QUICK), timeout=120)
+    head = result.heads[0]
+    assert head.evidence_source == "synthetic" and head.epochs_completed == 3
+    top = head.candidates[0]
+    assert top.evidence.mean > 0 and len(top.evidence.per_seed) == 2
+    assert advisor.build_loss(top.spec_json).spec().model_dump() == dict(top.spec)
+
+
+def test_recommend_stream_sends_progress_then_result(server):
+    events = list(server.stub.RecommendStream(pb.RecommendRequest(task=TASK, options=QUICK), timeout=120))
+    kinds = [event.WhichOneof("event") for event in events]
+    assert kinds == ["progress"] * 3 + ["result"]
+    assert [e.progress.epoch for e in events[:3]] == [1, 2, 3]
+    assert events[-1].result.heads[0].candidates
+
+
+def test_recommend_on_csv_and_arrow_datasets(server):
+    import io
+
+    import pyarrow as pa
+    import pyarrow.ipc
+
+    csv = (ROOT / "client_examples/data/churn.csv").read_bytes()[:200_000]
+    request = pb.RecommendRequest(dataset=pb.Dataset(csv=csv, target_columns=["churned"]), options=QUICK)
+    result = server.stub.Recommend(request, timeout=120)
+    assert result.task.source == "data" and result.heads[0].head == "churned"
+    import pandas as pd
+
+    frame = pd.read_csv(io.BytesIO(csv))
+    sink = pa.BufferOutputStream()
+    table = pa.Table.from_pandas(frame)
+    with pyarrow.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    arrow = pb.Dataset(arrow_ipc=sink.getvalue().to_pybytes(), target_columns=["churned"])
+    result = server.stub.Recommend(pb.RecommendRequest(dataset=arrow, options=QUICK), timeout=120)
+    assert result.heads[0].head == "churned" and result.heads[0].evidence_source == "data"
+
+
+@pytest.mark.parametrize(
+    ("request_", "field", "reason"),
+    [
+        (pb.RecommendRequest(task=pb.TaskDescription(heads=[pb.Head(type="multiclass", class_histogram=[5, 0],
+                                                                    num_classes=3)])),
+         "task.heads.0", "INVALID_TASK"),
+        (pb.RecommendRequest(task=pb.TaskDescription(heads=[pb.Head(type="multiclass", class_histogram=[5, 3],
+                                                                    metric="dice")])),
+         "task.heads.0.metric", "INVALID_TASK"),
+        (pb.RecommendRequest(task=pb.TaskDescription(heads=[pb.Head(type="multiclas")])),
+         "task.heads.0.type", "INVALID_TASK"),
+        (pb.RecommendRequest(task=TASK, options=pb.Options(seeds=0)), "options.seeds", "INVALID_OPTIONS"),
+        (pb.RecommendRequest(), "task", "INVALID_TASK"),
+        (pb.RecommendRequest(dataset=pb.Dataset(csv=b"x" * 600_000)), "dataset.csv", "DATASET_TOO_LARGE"),
+        (pb.RecommendRequest(dataset=pb.Dataset(csv=b"a,b\n1,2\n3", target_columns=["zzz"]), options=QUICK),
+         "dataset.target", "INVALID_DATASET"),
+        (pb.RecommendRequest(dataset=pb.Dataset(csv=b"\xff\xfe\x00garbage\x00\xff", target_columns=["y"]),
+                             options=QUICK),
+         "dataset.csv", "INVALID_DATASET"),
+        (pb.RecommendRequest(dataset=pb.Dataset(arrow_ipc=b"not arrow at all")), "dataset.arrow_ipc",
+         "INVALID_DATASET"),
+    ],
+)  # fmt: skip
+def test_invalid_requests_fail_with_field_violations(server, request_, field, reason):
+    code, found = _error(server.stub.Recommend, request_, timeout=60)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in found["fields"], found
+    assert found["reason"] == reason
+
+
+def test_garbage_bytes_are_invalid_argument_not_unknown(server):
+    raw = server.channel.unary_unary("/lossadvisor.v1.LossAdvisor/Recommend",
+                                     request_serializer=lambda b: b, response_deserializer=lambda b: b)  # fmt: skip
+    code, found = _error(raw, b"\xff\xff\xff\xff\x0f garbage", timeout=10)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and found["reason"] == "MALFORMED_REQUEST"
+
+
+def test_a_deadline_shorter_than_the_work(server):
+    code, found = _error(server.stub.Recommend, pb.RecommendRequest(task=TASK), timeout=1.0)
+    assert code == grpc.StatusCode.DEADLINE_EXCEEDED and found["reason"] == "DEADLINE_TOO_SHORT"
+    # A longer deadline than trials need, but shorter than the budget asked for: the budget shrinks to fit.
+    long_budget = pb.Options(epochs=1000, seeds=2, max_rows=500, budget_s=300)
+    started = time.monotonic()
+    result = server.stub.Recommend(pb.RecommendRequest(task=TASK, options=long_budget), timeout=8.0)
+    assert time.monotonic() - started < 8.0 and result.heads[0].stopped_by == "time"
+
+
+def test_client_cancel_mid_stream_stops_the_worker(server):
+    long_run = pb.Options(epochs=1000, seeds=2, max_rows=500, budget_s=300)
+    stream = server.stub.RecommendStream(pb.RecommendRequest(task=TASK, options=long_run), timeout=300)
+    first = next(stream)
+    assert first.WhichOneof("event") == "progress"
+    stream.cancel()
+    # The only worker is free again only once its trials stopped; a 300 s run would otherwise hold it.
+    started = time.monotonic()
+    assert wait_until(lambda: _admitted(server), timeout=20)
+    assert time.monotonic() - started < 20
+
+
+def _admitted(server) -> bool:
+    try:
+        server.stub.Recommend(pb.RecommendRequest(task=TASK, options=pb.Options(epochs=1, seeds=1, max_rows=200)),
+                              timeout=60)  # fmt: skip
+        return True
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+            raise
+        return False
+
+
+def test_burst_above_admission_is_shed_while_health_stays_serving(server):
+    busy = pb.Options(epochs=1000, seeds=2, max_rows=500, budget_s=6)
+    holder = threading.Thread(target=server.stub.Recommend, args=(pb.RecommendRequest(task=TASK, options=busy),),
+                              kwargs={"timeout": 60})  # fmt: skip
+    holder.start()
+    health = health_pb2_grpc.HealthStub(server.channel)
+    try:
+        assert wait_until(lambda: not _admitted_quickly(server), timeout=10)
+        codes = []
+        for _ in range(4):
+            code, found = _error(
+                server.stub.Recommend, pb.RecommendRequest(task=TASK, options=QUICK), timeout=30
+            )
+            codes.append(code)
+            assert found["reason"] == "OVERLOADED" and found["retry_s"] > 0
+        assert set(codes) == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        status = health.Check(health_pb2.HealthCheckRequest(service="lossadvisor.v1.LossAdvisor"), timeout=2)
+        assert status.status == health_pb2.HealthCheckResponse.SERVING
+        rules = server.stub.Recommend(
+            pb.RecommendRequest(task=TASK, options=pb.Options(trials=False)), timeout=5
+        )
+        assert rules.heads[0].candidates
+    finally:
+        holder.join(60)
+
+
+def _admitted_quickly(server) -> bool:
+    try:
+        server.stub.Recommend(pb.RecommendRequest(task=TASK, options=pb.Options(epochs=1, seeds=1, max_rows=200)),
+                              timeout=60)  # fmt: skip
+        return True
+    except grpc.RpcError as error:
+        return error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_sigterm_lets_the_call_finish_and_refuses_new_ones():
+    server = ServerProcess("--workers", "1", "--grace", "60")
+    try:
+        results = {}
+
+        def call() -> None:
+            options = pb.Options(epochs=1000, seeds=2, max_rows=500, budget_s=4)
+            results["response"] = server.stub.Recommend(
+                pb.RecommendRequest(task=TASK, options=options), timeout=60
+            )
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        time.sleep(1.5)
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        fresh = grpc.insecure_channel(server.address)
+        with pytest.raises(grpc.RpcError) as refused:
+            health_pb2_grpc.HealthStub(fresh).Check(health_pb2.HealthCheckRequest(), timeout=3)
+        assert refused.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+        fresh.close()
+        caller.join(60)
+        assert results["response"].heads[0].stopped_by == "time"
+        assert server.process.wait(timeout=60) == 0
+    finally:
+        server.stop()
+
+
+def test_bearer_token_auth_on_and_off():
+    server = ServerProcess("--workers", "1", "--token", "s3cret")
+    try:
+        code, _ = _error(server.stub.ListLosses, pb.ListLossesRequest(), timeout=10)
+        assert code == grpc.StatusCode.UNAUTHENTICATED
+        wrong = (("authorization", "Bearer nope"),)
+        code, _ = _error(server.stub.ListLosses, pb.ListLossesRequest(), timeout=10, metadata=wrong)
+        assert code == grpc.StatusCode.UNAUTHENTICATED
+        good = (("authorization", "Bearer s3cret"),)
+        assert server.stub.ListLosses(pb.ListLossesRequest(), timeout=10, metadata=good).losses
+        health = health_pb2_grpc.HealthStub(server.channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING  # health checks need no token
+        with AdvisorClient(server.address, token="s3cret") as client:
+            assert client.validate_spec({"loss": "mse"}).loss == "mse"
+        with AdvisorClient(server.address) as client, pytest.raises(ServiceError) as caught:
+            client.list_losses()
+        assert caught.value.code == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        server.stop()
+
+
+def test_python_client_round_trips_a_recommendation(server):
+    with AdvisorClient(server.address, timeout=120) as client:
+        remote = client.recommend({"heads": [{"type": "binary", "class_histogram": [900, 100]}], "n_features": 8},
+                                  epochs=2, seeds=2, max_rows=500)  # fmt: skip
+        seen = []
+        streamed = client.recommend_stream("client_examples/data/churn.csv", target="churned", epochs=2, seeds=2,
+                                           max_rows=500, on_progress=seen.append)  # fmt: skip
+    assert remote.heads[0].candidates[0].evidence is not None and remote.best().spec.loss
+    assert streamed.task.source == "data" and [p.epoch for p in seen] == [1, 2]
+
+
+def test_generated_code_matches_the_proto(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", "-I", str(ROOT / "protos"), f"--python_out={tmp_path}",
+         f"--pyi_out={tmp_path}", f"--grpc_python_out={tmp_path}", "lossadvisor/v1/advisor.proto"],
+        check=True, cwd=ROOT,
+    )  # fmt: skip
+    for name in ("advisor_pb2.py", "advisor_pb2.pyi", "advisor_pb2_grpc.py"):
+        fresh = (tmp_path / "lossadvisor/v1" / name).read_text()
+        assert fresh == (ROOT / "lossadvisor/v1" / name).read_text(), f"{name} is stale: run `make proto`"
