@@ -42,7 +42,7 @@ from advisor.task import Head, LabelNoise, TaskDescription
 from advisor.trials import posthoc
 from advisor.trials.adapters import adapter_for, seed_pooling
 from advisor.trials.data import TrialData
-from advisor.trials.trainer import BatchedTrainer, Member, TrainConfig, TrialRun, configure_cpu_runtime
+from advisor.trials.trainer import BatchedTrainer, Member, TrainConfig, TrialRun
 
 SMALL_DATA_ROWS = 2_000  # below this the protocol asks for 10 seeds, and the cost verdict is checked
 BOOTSTRAP_DRAWS = 2_000
@@ -105,7 +105,7 @@ class Entry:
 
 @dataclass(frozen=True)
 class Scores:
-    """The protocol's scores on one dataset; gains are the pick's mean minus the baseline's (+ = pick better)."""
+    """The protocol's scores on one dataset; gains: the pick's mean minus the baseline's (+ = pick better)."""
 
     pick: int  # pool index of the advisor's rank 1 (-1: not in the pool)
     best: int
@@ -209,7 +209,7 @@ def load_datasets() -> list[Dataset]:
         random_state=2,
     )  # fmt: skip
     return [
-        _make("breast_cancer", "binary", "average_precision", cancer.data, 1 - cancer.target),  # 1 = malignant
+        _make("breast_cancer", "binary", "average_precision", cancer.data, 1 - cancer.target),  # 1: malignant
         _make("digits", "multiclass", "accuracy", *skd.load_digits(return_X_y=True)),
         _make("digits_longtail", "multiclass", "balanced_accuracy", *_long_tail_digits()),
         _make("wine_noise25", "multiclass", "accuracy", wine.data, wine.target, noise),
@@ -321,7 +321,7 @@ def fixed_pool(head: Head) -> list[tuple[str, dict, PostHoc | None]]:
 
 
 def build_pool(task: TaskDescription) -> list[Entry]:
-    """Every rule candidate for the task plus the fixed pool; equal (spec, post-hoc kind) merge into one entry."""
+    """Every rule candidate for the task plus the fixed pool; equal (spec, post-hoc kind) are one entry."""
     head = task.heads[0]
     proposals = [
         (c.rule_id, c.spec, c.post_hoc) for c in candidates_from(load_rules(), task) if c.head == head.name
@@ -379,7 +379,7 @@ def fit_pool(pool: list[Entry], data: TrialData, metric: str, lr: float, epochs:
 
 def _recipe_value(entry: Entry, output: torch.Tensor, adapter, data: TrialData, metric: str,
                   tune_rows: int, targets: torch.Tensor) -> float:  # fmt: skip
-    """The metric of the entry's post-hoc recipe, tuned on the first ``tune_rows`` rows, scored on the rest."""
+    """The metric of the entry's post-hoc recipe, tuned on the first ``tune_rows`` rows, scored on the rest"""
     score, higher, kind = core._scorer(metric, data), HIGHER_IS_BETTER[metric], entry.post_hoc.kind
     if kind == "logit_adjustment" and adapter.kind == "softmax":
         return posthoc.logit_adjustment(
@@ -518,7 +518,8 @@ def score_outcome(outcome: Outcome, rng: np.random.Generator) -> Scores:
     return Scores(
         pick=pick, best=int(np.nanargmax(means)), ties=frozenset(ties), hit1=float(pick in ties),
         hit3=float(any(i in ties for i in ranking[:3])), regret=regret(means, pick),
-        gain_default=gain_over(DEFAULT_LABEL[outcome.dataset.head_type]), gain_la=gain_over("fixed:ce+logit_adj"),
+        gain_default=gain_over(DEFAULT_LABEL[outcome.dataset.head_type]),
+        gain_la=gain_over("fixed:ce+logit_adj"),
         tau=ranking_tau(values, ranking), tau_ceiling=split_half_ceiling(values, ranking),
     )  # fmt: skip
 
@@ -572,6 +573,10 @@ def _number(value: float, digits: int = 3, signed: bool = False) -> str:
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
+def _pair(tau: float, ceiling: float) -> str:
+    return f"{_number(tau, 2)} ({_number(ceiling, 2)})"
+
+
 def _short(label: str, width: int = 34) -> str:
     return label if len(label) <= width else label[: width - 1] + "~"
 
@@ -587,7 +592,7 @@ def table_rows(outcomes: list[Outcome], protocol: Protocol) -> list[dict[str, st
             "ground-truth best": _short(pool[s.best].labels[0]), "ties": f"{len(s.ties)}/{len(pool)}",
             "hit@1": "hit" if s.hit1 else "MISS", "hit@3": "hit" if s.hit3 else "MISS",
             "regret": _number(s.regret), "vs default": _number(s.gain_default, 4, True),
-            "vs CE+LA": _number(s.gain_la, 4, True), "tau (ceil)": f"{_number(s.tau, 2)} ({_number(s.tau_ceiling, 2)})",
+            "vs CE+LA": _number(s.gain_la, 4, True), "tau (ceil)": _pair(s.tau, s.tau_ceiling),
             "advisor s": f"{o.advisor_s:.1f}", "truth s": f"{o.truth_s:.0f} ({seeds}x{lrs})",
             "try-all s": f"{o.truth_s / o.fits:.1f}", "adv/truth": f"{o.advisor_s / o.truth_s:.3f}",
         })  # fmt: skip
@@ -603,8 +608,9 @@ def summary_rows(outcomes: list[Outcome], baselines: dict[str, dict]) -> list[di
     advisor_s, truth_s = sum(o.advisor_s for o in outcomes), sum(o.truth_s for o in outcomes)
     rows = [{
         "dataset": "ADVISOR (mean)", "hit@1": _number(mean("hit1"), 2), "hit@3": _number(mean("hit3"), 2),
-        "regret": _number(mean("regret")), "tau (ceil)": f"{_number(mean('tau'), 2)} ({_number(mean('tau_ceiling'), 2)})",
-        "advisor s": f"{advisor_s:.0f}", "truth s": f"{truth_s:.0f}", "adv/truth": f"{advisor_s / truth_s:.3f}",
+        "regret": _number(mean("regret")), "tau (ceil)": _pair(mean("tau"), mean("tau_ceiling")),
+        "advisor s": f"{advisor_s:.0f}", "truth s": f"{truth_s:.0f}",
+        "adv/truth": f"{advisor_s / truth_s:.3f}",
     }]  # fmt: skip
     for name, base in baselines.items():
         rows.append(
@@ -633,7 +639,7 @@ def render_markdown(rows: list[dict[str, str]]) -> str:
 
 
 def verdict(outcomes: list[Outcome], baselines: dict[str, dict]) -> str:
-    """Beat the best fixed loss on mean regret with hit@1 >= 0.85; cheaper than trying every loss on small data."""
+    """Beats the best fixed loss on mean regret at hit@1 >= 0.85? Cheaper than trying every loss (small n)?"""
     hit1 = np.mean([o.scores.hit1 for o in outcomes])
     mean_regret = np.mean([o.scores.regret for o in outcomes])
     fixed = baselines["best fixed loss (hindsight)"]["regret"]
@@ -643,10 +649,10 @@ def verdict(outcomes: list[Outcome], baselines: dict[str, dict]) -> str:
     exhaustive = sum(o.advisor_s < o.truth_s for o in small)
     cost = bool(small) and one_pass == len(small)
     return (
-        f"VERDICT quality: {'PASS' if quality else 'MISS'} (advisor mean regret {mean_regret:.3f} vs best fixed "
-        f"loss {fixed:.3f}; hit@1 {hit1:.2f}, needs >= 0.85). Cost on small data (n < {SMALL_DATA_ROWS}): "
-        f"{'PASS' if cost else 'MISS'} (advisor cheaper than one try-every-loss pass on {one_pass}/{len(small)} "
-        f"small datasets, than the exhaustive search on {exhaustive}/{len(small)})."
+        f"VERDICT quality: {'PASS' if quality else 'MISS'} (advisor mean regret {mean_regret:.3f} vs best "
+        f"fixed loss {fixed:.3f}; hit@1 {hit1:.2f}, needs >= 0.85). Cost on small data (n < "
+        f"{SMALL_DATA_ROWS}): {'PASS' if cost else 'MISS'} (advisor cheaper than one try-every-loss pass on "
+        f"{one_pass}/{len(small)} small datasets, than the exhaustive search on {exhaustive}/{len(small)})."
     )
 
 
@@ -655,13 +661,14 @@ def report(outcomes: list[Outcome], protocol: Protocol, markdown: bool = False) 
     baselines = fixed_baselines(outcomes)
     rows = table_rows(outcomes, protocol) + summary_rows(outcomes, baselines)
     legend = [
-        "hit@1/hit@3: the advisor's first / top-3 pick is in the tie set (paired-bootstrap 95% interval of the best);",
-        "regret: (best - pick) / (best - worst); vs default / vs CE+LA: pick mean minus that loss's mean, metric",
-        "units, + = pick better; tau: Kendall tau of the advisor's order of its candidates against the ground truth",
-        "(ceil: split-half tau of the ground truth itself); truth s: exhaustive search (seeds x learning rates);",
-        "try-all s: one pass over every pool entry (one seed, one learning rate).",
-        f"Baselines: always default = {baselines['always default loss']['labels']}; best fixed loss per family in "
-        f"hindsight = {baselines['best fixed loss (hindsight)']['labels']}.",
+        "hit@1 / hit@3: the advisor's first / a top-3 pick is in the tie set (paired-bootstrap 95% interval",
+        "of the best). regret: (best - pick) / (best - worst). vs default, vs CE+LA: pick mean minus that",
+        "loss's mean in metric units, + = pick better. tau: Kendall tau of the advisor's order of its",
+        "candidates against the ground truth (ceil: split-half tau of the ground truth). truth s: the",
+        "exhaustive search (seeds x learning rates); try-all s: one pass over every pool entry (1 seed, 1",
+        "learning rate). Advisor time includes profiling; it trains on split 0's training rows only.",
+        f"Baselines: always default = {baselines['always default loss']['labels']}; best fixed loss per"
+        f" family in hindsight = {baselines['best fixed loss (hindsight)']['labels']}.",
     ]
     table = render_markdown(rows) if markdown else render_text(rows)
     return "\n".join([table, "", *legend, verdict(outcomes, baselines)])
@@ -682,8 +689,10 @@ def _describe_spec(entry: Entry) -> str:
     """The loss and its non-default parameters, plus the post-hoc recipe."""
     defaults = normalize_spec({"loss": entry.spec.loss}).params
     changed = {k: v for k, v in entry.spec.params.items() if defaults.get(k) != v}
-    return f"{entry.spec.loss} {changed or ''}" + (
-        f" + post-hoc {entry.post_hoc.kind}" if entry.post_hoc else ""
+    return (
+        entry.spec.loss
+        + (f" {changed}" if changed else "")
+        + (f" + post-hoc {entry.post_hoc.kind}" if entry.post_hoc else "")
     )
 
 
@@ -698,8 +707,8 @@ def evaluate(
     ranking = run_advisor(task, features, targets, pool)
     advisor_s = time.perf_counter() - started
     top = pool[ranking[0]] if ranking and ranking[0] >= 0 else None
-    log(f"  advisor: {advisor_s:.1f} s, {len(ranking)} candidates, rank 1: "
-        f"{f'{top.labels[0]} = {_describe_spec(top)}' if top else '?'}; ground truth: {len(pool)} entries")  # fmt: skip
+    pick = f"{top.labels[0]} = {_describe_spec(top)}" if top else "?"
+    log(f"  advisor: {advisor_s:.1f} s, {len(ranking)} candidates, rank 1: {pick}; truth pool {len(pool)}")
     values, truth_s, fits = ground_truth(dataset, task, pool, protocol, log)
     outcome = Outcome(dataset, pool, values, truth_s, fits, ranking, advisor_s)
     log("  truth: " + describe_truth(outcome))
@@ -716,13 +725,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     protocol = QUICK if args.quick else Protocol()
     suite = [d for d in load_datasets() if not args.quick or d.name in QUICK_DATASETS]
-    threads = configure_cpu_runtime()
     started = time.perf_counter()
 
     def log(message: str) -> None:
         print(f"[{time.perf_counter() - started:6.0f} s] {message}", flush=True)
 
-    log(f"{len(suite)} datasets, protocol {protocol}, {threads} torch threads")
+    log(f"{len(suite)} datasets, protocol {protocol}, ground truth on 1 torch thread")
     rng = np.random.default_rng(0)
     outcomes = []
     for number, dataset in enumerate(suite, 1):

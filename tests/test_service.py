@@ -269,3 +269,26 @@ def test_generated_code_matches_the_proto(tmp_path):
     for name in ("advisor_pb2.py", "advisor_pb2.pyi", "advisor_pb2_grpc.py"):
         fresh = (tmp_path / "lossadvisor/v1" / name).read_text()
         assert fresh == (ROOT / "lossadvisor/v1" / name).read_text(), f"{name} is stale: run `make proto`"
+
+
+NODE_CLIENT = ROOT / "client_examples/node"
+
+
+def test_an_independent_node_client_written_against_the_proto(server):
+    import json
+    import shutil
+
+    if shutil.which("node") is None or not (NODE_CLIENT / "node_modules/@grpc/grpc-js").is_dir():
+        pytest.skip(
+            "the Node client is not installed: run `npm ci --prefix client_examples/node` (.ci/run does)"
+        )
+    result = subprocess.run(["node", str(NODE_CLIENT / "recommend.js"), server.address],
+                            capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines[0] == {"losses": len(advisor.loss_names())}
+    assert lines[1]["validate"]["valid"] and lines[1]["validate"]["spec"]["params"]["gamma"] == 1.5
+    assert [line["progress"]["epoch"] for line in lines[2:-1]] == [1, 2, 3]
+    final = lines[-1]["result"]
+    assert final["head"] == "label" and final["loss"] == final["spec"]["loss"]
+    advisor.build_loss(final["spec"])

@@ -53,17 +53,25 @@ def _method(details: grpc.HandlerCallDetails) -> str:
     return details.method.rsplit("/", 1)[-1]
 
 
+_HANDLER_KINDS = (
+    ("unary_unary", False, grpc.unary_unary_rpc_method_handler),
+    ("unary_stream", True, grpc.unary_stream_rpc_method_handler),
+    ("stream_unary", False, grpc.stream_unary_rpc_method_handler),
+    ("stream_stream", True, grpc.stream_stream_rpc_method_handler),  # reflection
+)
+
+
 def _wrap(
     handler: grpc.RpcMethodHandler, around: Callable[[Callable, bool], Callable]
 ) -> grpc.RpcMethodHandler:
-    """The same handler with its behavior wrapped (unary-unary and unary-stream are all this service has)."""
-    if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(
-            around(handler.unary_unary, False), handler.request_deserializer, handler.response_serializer
-        )
-    return grpc.unary_stream_rpc_method_handler(
-        around(handler.unary_stream, True), handler.request_deserializer, handler.response_serializer
-    )
+    """The same handler with its behavior wrapped; ``around(behavior, streams_responses)``."""
+    for kind, streaming, make in _HANDLER_KINDS:
+        behavior = getattr(handler, kind)
+        if behavior is not None:
+            return make(
+                around(behavior, streaming), handler.request_deserializer, handler.response_serializer
+            )
+    return handler
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
