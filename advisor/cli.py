@@ -335,21 +335,30 @@ def recommend_command(
     rules: RulesOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the Recommendation as JSON.")] = False,
     out: Annotated[Path | None, typer.Option("--out", help="Write the winning specs (JSON) here.")] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server", help="Run it on a Loss Advisor service at HOST:PORT (token from LOSS_ADVISOR_TOKEN)."
+        ),
+    ] = None,
 ) -> None:
     """Recommend configured losses for a CSV (or a task description), proven by quick trial fits."""
-    from advisor.core import recommend
-
     if (data is None) == (task_json is None):
         raise UsageError(FieldViolation("data", "give a CSV file or --task-json, not both or neither"))
+    if server and rules:
+        raise UsageError(FieldViolation("rules", "--rules folders are local; the service uses its own rules"))
     source = data if task_json is None else (sys.stdin.read() if task_json == "-" else _read_text(task_json))
     stop = CancelFlag()
     targets = target[0] if target and len(target) == 1 else target
-    quiet = as_json
-    with stop.on_interrupt(), _progress_bar(quiet) as on_progress:
-        result = recommend(
-            source, target=targets, task=task, metric=metric, budget_s=budget, seeds=seeds, epochs=epochs,
-            trials=not no_trials, device=device, rule_dirs=rules, progress=on_progress, cancel=stop.is_set,
-        )  # fmt: skip
+    options = {"target": targets, "task": task, "metric": metric, "budget_s": budget, "seeds": seeds,
+               "epochs": epochs, "trials": not no_trials, "device": device}  # fmt: skip
+    with stop.on_interrupt(), _progress_bar(as_json) as on_progress:
+        if server:
+            result = _remote_recommend(server, source, options, on_progress)
+        else:
+            from advisor.core import recommend
+
+            result = recommend(source, **options, rule_dirs=rules, progress=on_progress, cancel=stop.is_set)
     if out is not None:
         out.write_text(json.dumps(result.specs(), indent=2) + "\n")
     if as_json:
@@ -361,6 +370,27 @@ def recommend_command(
             "Interrupted: trials stopped early; the ranking above uses the epochs that finished.", err=True
         )
         raise typer.Exit(130)
+
+
+def _remote_recommend(server: str, source: str, options: dict[str, Any], on_progress: Any) -> Any:
+    """The same recommendation through the gRPC service; progress events feed the same progress bar."""
+    import os
+    from types import SimpleNamespace
+
+    from advisor.client import AdvisorClient
+
+    remote = {k: v for k, v in options.items() if v is not None and k not in ("target", "task")}
+    remote.update({k: options[k] for k in ("target", "task") if options[k] is not None})
+
+    def progress(event: Any) -> None:
+        if on_progress is not None:
+            best = event.best_so_far if event.HasField("best_so_far") else None
+            update = SimpleNamespace(epoch=event.epoch, epochs=event.epochs, alive=event.alive,
+                                     members=event.members, best_so_far=best)  # fmt: skip
+            on_progress(SimpleNamespace(head=event.head, progress=update))
+
+    with AdvisorClient(server, token=os.environ.get("LOSS_ADVISOR_TOKEN")) as client:
+        return client.recommend_stream(source, on_progress=progress, **remote)
 
 
 def _print_recommendation(result: Any, out: Path | None) -> None:
@@ -523,4 +553,5 @@ def main() -> None:
             typer.echo("\n".join(str(v) for v in exc.violations), err=True)
         else:
             typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        code = getattr(exc, "code", None)  # a service error other than bad input is not the user's mistake
+        sys.exit(1 if code is not None and code.name != "INVALID_ARGUMENT" else 2)

@@ -292,3 +292,17 @@ def test_an_independent_node_client_written_against_the_proto(server):
     final = lines[-1]["result"]
     assert final["head"] == "label" and final["loss"] == final["spec"]["loss"]
     advisor.build_loss(final["spec"])
+
+
+def test_cli_recommend_through_the_server_prints_the_same_result(server):
+    import json
+
+    args = ["recommend", "client_examples/data/churn.csv", "--target", "churned", "--epochs", "2", "--seeds", "2",
+            "--json"]  # fmt: skip
+    local = subprocess.run([sys.executable, "-m", "advisor", *args], capture_output=True, text=True, cwd=ROOT)
+    remote = subprocess.run([sys.executable, "-m", "advisor", *args, "--server", server.address],
+                            capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert local.returncode == remote.returncode == 0, remote.stderr
+    local_heads, remote_heads = json.loads(local.stdout)["heads"], json.loads(remote.stdout)["heads"]
+    strip = lambda heads: [{**h, "trial_seconds": 0} for h in heads]  # noqa: E731
+    assert strip(local_heads) == strip(remote_heads)
