@@ -22,7 +22,7 @@ from typing import Any
 from advisor.recommendation import HeadResult, RankedCandidate, Recommendation
 from advisor.spec import LossSpec
 
-__all__ = ["key_params", "render_report", "write_report"]
+__all__ = ["key_params", "render_report", "snippet", "write_report"]
 
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2430;margin:0;background:#f5f6f8}

@@ -57,10 +57,15 @@ def _resolve(value: Any, ctx: RuleContext) -> Any:
     return value
 
 
-def evaluate(rule: Rule, task: TaskDescription, head_name: str) -> Candidate | None:
-    """The candidate ``rule`` proposes for the named head, or None when it does not apply."""
+def context_for(task: TaskDescription, head_name: str) -> RuleContext:
+    """What rules see of one head: the task, the head and its facts (computed once per head)."""
     head = task.head(head_name)
-    ctx = RuleContext(task, head, facts_for(task, head))
+    return RuleContext(task, head, facts_for(task, head))
+
+
+def evaluate(rule: Rule, ctx: RuleContext) -> Candidate | None:
+    """The candidate ``rule`` proposes for the context's head, or None when it does not apply."""
+    head = ctx.head
     if not rule.predicate(ctx.facts):
         return None
     recommend = rule.model.recommend
@@ -153,7 +158,8 @@ def candidates_from(rules: RuleSet, task: TaskDescription) -> list[Candidate]:
     """:func:`candidates` with an already loaded rule set (for callers that evaluate many tasks)."""
     per_head: dict[str, list[Candidate]] = {}
     for head in task.heads:
-        proposals = [c for rule in rules.active() if (c := evaluate(rule, task, head.name)) is not None]
+        ctx = context_for(task, head.name)
+        proposals = [c for rule in rules.active() if (c := evaluate(rule, ctx)) is not None]
         per_head[head.name] = _deduplicated(proposals)
     return [c for found in per_head.values() for c in found] + _multi_task(task, per_head)
 
@@ -183,7 +189,7 @@ def check_rule(rule: Rule) -> list[FieldViolation]:
             head = {"name": "target", **example.head}
             try:
                 task = parse_task({**example.task, "heads": [head]})
-                found = evaluate(rule, task, head["name"])
+                found = evaluate(rule, context_for(task, head["name"]))
             except AdvisorError as exc:
                 problems.append(FieldViolation(where, f"{prefix}: invalid example: {exc}"))
                 continue

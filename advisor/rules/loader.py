@@ -242,29 +242,37 @@ def load_rules(rule_dirs: Sequence[str | Path] | None = None, *, builtin: bool =
     """
     sources = [(BUILTIN_RULES_DIR, True)] if builtin else []
     sources += [(d, False) for d in user_rule_dirs(rule_dirs)]
+    files = tuple(
+        (str(path), path.stat().st_mtime, is_builtin) for d, is_builtin in sources for path in rule_files(d)
+    )
+    return _rule_set(files)
+
+
+@functools.lru_cache(maxsize=64)
+def _rule_set(files: tuple[tuple[str, float, bool], ...]) -> RuleSet:
+    """The merged rule set of these files at these modification times (cached: services call this per request)."""
     by_id: dict[str, Rule] = {}
     overrides: list[Override] = []
     errors: list[FieldViolation] = []
-    for directory, is_builtin in sources:
-        for path in rule_files(directory):
-            try:
-                rules = load_rule_file(path, builtin=is_builtin)
-            except RuleLoadError as exc:
-                errors += exc.violations
-                continue
-            for rule in rules:
-                previous = by_id.get(rule.id)
-                if previous is not None and previous.source != rule.source:
-                    if previous.builtin and not rule.builtin:
-                        overrides.append(Override(rule.id, rule.location, previous.location))
-                    else:
-                        errors.append(
-                            FieldViolation(
-                                rule.location, f"rule '{rule.id}': id: already defined at {previous.location}"
-                            )
+    for path, modified, is_builtin in files:
+        try:
+            rules = _load_file(path, modified, is_builtin)
+        except RuleLoadError as exc:
+            errors += exc.violations
+            continue
+        for rule in rules:
+            previous = by_id.get(rule.id)
+            if previous is not None and previous.source != rule.source:
+                if previous.builtin and not rule.builtin:
+                    overrides.append(Override(rule.id, rule.location, previous.location))
+                else:
+                    errors.append(
+                        FieldViolation(
+                            rule.location, f"rule '{rule.id}': id: already defined at {previous.location}"
                         )
-                        continue
-                by_id[rule.id] = rule
+                    )
+                    continue
+            by_id[rule.id] = rule
     if errors:
         raise RuleLoadError(errors)
     return RuleSet(tuple(sorted(by_id.values(), key=lambda r: r.id)), tuple(overrides))

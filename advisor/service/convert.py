@@ -55,46 +55,83 @@ def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
     return struct
 
 
-def _candidate(candidate: dict[str, Any]) -> dict[str, Any]:
-    spec = candidate.pop("spec")
-    candidate["spec_json"] = json.dumps(spec)
-    evidence = candidate.get("evidence")
-    if evidence is not None:
-        evidence["per_seed"] = [math.nan if v is None else v for v in evidence["per_seed"]]
-        evidence["best_epochs"] = [0 if v is None else v for v in evidence["best_epochs"]]
-        evidence["curves"] = [{"values": curve} for curve in evidence["curves"]]
-    return {key: value for key, value in candidate.items() if value is not None}
+def _present(**fields: Any) -> dict[str, Any]:
+    """Keyword arguments without the unset (None) ones, for message constructors."""
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _evidence(evidence: Any) -> pb.Evidence | None:
+    if evidence is None:
+        return None
+    return pb.Evidence(
+        metric=evidence.metric,
+        per_seed=[math.nan if v is None else v for v in evidence.per_seed],
+        diverged_seeds=evidence.diverged_seeds,
+        best_epochs=[0 if v is None else v for v in evidence.best_epochs],
+        curves=[pb.Curve(values=curve) for curve in evidence.curves],
+        post_hoc_values=evidence.post_hoc_values or [],
+        **_present(mean=evidence.mean, std=evidence.std, ci_low=evidence.ci_low, ci_high=evidence.ci_high),
+    )
+
+
+def _candidate(candidate: Any) -> pb.Candidate:
+    spec = candidate.spec.model_dump(mode="json")
+    post_hoc = candidate.post_hoc
+    return pb.Candidate(
+        rank=candidate.rank,
+        head=candidate.head,
+        spec_json=json.dumps(spec),
+        spec=_struct(spec),
+        prior=candidate.prior,
+        score=candidate.score,
+        tie_group=candidate.tie_group,
+        rule_id=candidate.rule_id,
+        title=candidate.title,
+        rationale=candidate.rationale,
+        references=candidate.references,
+        **_present(
+            post_hoc=None
+            if post_hoc is None
+            else pb.PostHoc(kind=post_hoc.kind, **_present(tau=post_hoc.tau)),
+            evidence=_evidence(candidate.evidence),
+        ),
+    )
 
 
 def response_to_proto(recommendation: Recommendation) -> pb.RecommendResponse:
     """The response message of a recommendation."""
-    data = recommendation.model_dump(mode="json")
-    heads = []
-    for head in data["heads"]:
-        head["candidates"] = [_candidate(c) for c in head["candidates"]]
-        heads.append(head)
-    response = pb.RecommendResponse(
+    settings = recommendation.settings
+    return pb.RecommendResponse(
         task=task_to_proto(recommendation.task),
-        settings=json_format.ParseDict(data["settings"], pb.Settings(), ignore_unknown_fields=True),
-        timings=data["timings"],
-        notes=data["notes"],
+        heads=[
+            pb.HeadResult(
+                head=h.head,
+                type=h.type,
+                metric=h.metric,
+                higher_is_better=h.higher_is_better,
+                candidates=[_candidate(c) for c in h.candidates],
+                explanation=h.explanation,
+                evidence_source=h.evidence_source,
+                stopped_by=h.stopped_by,
+                epochs_completed=h.epochs_completed,
+                trial_seconds=h.trial_seconds,
+                train_rows=h.train_rows,
+                score_rows=h.score_rows,
+            )
+            for h in recommendation.heads
+        ],
+        multi_task=[_candidate(c) for c in recommendation.multi_task],
+        settings=pb.Settings(
+            budget_s=settings.budget_s,
+            seeds=settings.seeds,
+            epochs=settings.epochs,
+            max_rows=settings.max_rows,
+            device=settings.device,
+            trials=settings.trials,
+        ),
+        timings=recommendation.timings,
+        notes=recommendation.notes,
     )
-    for head in heads:
-        message = json_format.ParseDict(head, pb.HeadResult())
-        response.heads.append(message)
-    for candidate in data["multi_task"]:
-        response.multi_task.append(json_format.ParseDict(_candidate(candidate), pb.Candidate()))
-    _attach_structs(response, recommendation)
-    return response
-
-
-def _attach_structs(response: pb.RecommendResponse, recommendation: Recommendation) -> None:
-    """Fill each candidate's Struct spec beside its JSON text."""
-    for message, head in zip(response.heads, recommendation.heads, strict=True):
-        for candidate_message, candidate in zip(message.candidates, head.candidates, strict=True):
-            candidate_message.spec.CopyFrom(_struct(candidate.spec.model_dump(mode="json")))
-    for candidate_message, candidate in zip(response.multi_task, recommendation.multi_task, strict=True):
-        candidate_message.spec.CopyFrom(_struct(candidate.spec.model_dump(mode="json")))
 
 
 def _candidate_from_proto(message: pb.Candidate) -> dict[str, Any]:
