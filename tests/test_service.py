@@ -306,3 +306,23 @@ def test_cli_recommend_through_the_server_prints_the_same_result(server):
     local_heads, remote_heads = json.loads(local.stdout)["heads"], json.loads(remote.stdout)["heads"]
     strip = lambda heads: [{**h, "trial_seconds": 0} for h in heads]  # noqa: E731
     assert strip(local_heads) == strip(remote_heads)
+
+
+def test_prometheus_metrics_count_calls_by_method_and_code():
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = probe.getsockname()[1]
+    server = ServerProcess("--workers", "1", "--metrics-port", str(metrics_port))
+    try:
+        server.stub.ListLosses(pb.ListLossesRequest(), timeout=10)
+        with pytest.raises(grpc.RpcError):
+            server.stub.Recommend(pb.RecommendRequest(), timeout=10)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        assert 'lossadvisor_calls_total{code="OK",method="ListLosses"} 1.0' in text
+        assert 'lossadvisor_calls_total{code="INVALID_ARGUMENT",method="Recommend"} 1.0' in text
+        assert "lossadvisor_call_seconds_bucket" in text and "lossadvisor_in_flight" in text
+    finally:
+        server.stop()
