@@ -326,3 +326,22 @@ def test_prometheus_metrics_count_calls_by_method_and_code():
         assert "lossadvisor_call_seconds_bucket" in text and "lossadvisor_in_flight" in text
     finally:
         server.stop()
+
+
+def test_tls_with_a_self_signed_certificate(tmp_path):
+    import shutil
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)  # fmt: skip
+    server = ServerProcess("--workers", "1", "--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        with AdvisorClient(server.address, root_certificates=cert.read_bytes(), timeout=10) as client:
+            assert client.validate_spec({"loss": "l1"}).loss == "l1"
+        code, _ = _error(server.stub.ListLosses, pb.ListLossesRequest(), timeout=5)  # plaintext is refused
+        assert code == grpc.StatusCode.UNAVAILABLE
+    finally:
+        server.stop()
