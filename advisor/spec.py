@@ -56,12 +56,7 @@ def parse_spec(spec: SpecLike, *, field: str = "spec") -> LossSpec:
     if isinstance(spec, LossSpec):
         return spec
     if isinstance(spec, str | bytes):
-        try:
-            spec = json.loads(spec)
-        except json.JSONDecodeError as exc:
-            raise SpecError(
-                FieldViolation(field, f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")
-            ) from None
+        spec = loads_json(spec, field=field, error=SpecError)
     if not isinstance(spec, Mapping):
         raise SpecError(
             FieldViolation(
@@ -72,6 +67,15 @@ def parse_spec(spec: SpecLike, *, field: str = "spec") -> LossSpec:
         return LossSpec.model_validate(dict(spec))
     except ValidationError as exc:
         raise SpecError(violations_from_pydantic(exc, prefix=field)) from None
+
+
+def loads_json(text: str | bytes, *, field: str, error: type[AdvisorError]) -> Any:
+    """Parsed JSON; malformed text raises ``error`` naming the field, line and column."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        message = f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        raise error(FieldViolation(field, message)) from None
 
 
 def violations_from_pydantic(exc: ValidationError, *, prefix: str) -> list[FieldViolation]:

@@ -22,7 +22,7 @@ from pydantic import (
 
 from advisor.errors import AdvisorError
 from advisor.heads import IMBALANCED_DEFAULT_METRIC, METRICS_BY_HEAD, HeadType, Metric
-from advisor.spec import violations_from_pydantic
+from advisor.spec import loads_json, violations_from_pydantic
 
 Share = Annotated[float, Field(ge=0, le=1)]
 Count = Annotated[int, Field(ge=0)]
@@ -75,12 +75,19 @@ class TargetSummary(_Model):
         return self
 
 
-def _only_for(types: tuple[str, ...], value: Any, info: ValidationInfo) -> Any:
-    """Reject a statistic that does not belong to the head's type."""
-    head_type = info.data.get("type")
-    if value is not None and head_type is not None and head_type not in types:
-        raise ValueError(f"applies to {', '.join(types)} heads, not to a {head_type} head")
-    return value
+# The head types each statistic or trait applies to.
+STATISTIC_HEADS: dict[str, tuple[str, ...]] = {
+    "class_histogram": CLASS_HEADS,
+    "class_labels": CLASS_HEADS,
+    "positive_rates": ("multilabel",),
+    "target": ("regression", "count"),
+    "foreground_shares": ("segmentation",),
+    "sample_rate": ("audio",),
+    "label_noise": LABEL_HEADS,
+    "calibration_needed": ("binary", "multiclass", "multilabel"),
+    "intervals_needed": ("regression", "count"),
+    "outputs_log_probs": ("multiclass", "ordinal", "segmentation"),
+}
 
 
 class Head(_Model):
@@ -111,50 +118,15 @@ class Head(_Model):
         False, description="The model's classification head already ends in log_softmax (not logits)."
     )
 
-    @field_validator("class_histogram", "class_labels")
+    @field_validator(*STATISTIC_HEADS)
     @classmethod
-    def _class_statistics(cls, value: Any, info: ValidationInfo) -> Any:
-        return _only_for(CLASS_HEADS, value, info)
-
-    @field_validator("positive_rates")
-    @classmethod
-    def _label_statistics(cls, value: Any, info: ValidationInfo) -> Any:
-        return _only_for(("multilabel",), value, info)
-
-    @field_validator("target")
-    @classmethod
-    def _numeric_statistics(cls, value: Any, info: ValidationInfo) -> Any:
-        return _only_for(("regression", "count"), value, info)
-
-    @field_validator("foreground_shares")
-    @classmethod
-    def _mask_statistics(cls, value: Any, info: ValidationInfo) -> Any:
-        return _only_for(("segmentation",), value, info)
-
-    @field_validator("sample_rate")
-    @classmethod
-    def _audio_statistics(cls, value: Any, info: ValidationInfo) -> Any:
-        return _only_for(("audio",), value, info)
-
-    @field_validator("label_noise")
-    @classmethod
-    def _noise_on_labels(cls, value: Any, info: ValidationInfo) -> Any:
-        return _only_for(LABEL_HEADS, value, info)
-
-    @field_validator("calibration_needed")
-    @classmethod
-    def _calibration_of_probabilities(cls, value: bool, info: ValidationInfo) -> bool:
-        return _only_for(("binary", "multiclass", "multilabel"), value or None, info) or False
-
-    @field_validator("intervals_needed")
-    @classmethod
-    def _intervals_of_numbers(cls, value: bool, info: ValidationInfo) -> bool:
-        return _only_for(("regression", "count"), value or None, info) or False
-
-    @field_validator("outputs_log_probs")
-    @classmethod
-    def _log_probs_of_classes(cls, value: bool, info: ValidationInfo) -> bool:
-        return _only_for(("multiclass", "ordinal", "segmentation"), value or None, info) or False
+    def _statistic_fits_type(cls, value: Any, info: ValidationInfo) -> Any:
+        """A statistic or trait given for a head type it does not apply to is an error, not ignored."""
+        head_type, allowed = info.data.get("type"), STATISTIC_HEADS[info.field_name]
+        given = value is not None and value is not False
+        if given and head_type is not None and head_type not in allowed:
+            raise ValueError(f"applies to {', '.join(allowed)} heads, not to a {head_type} head")
+        return value
 
     @field_validator("metric")
     @classmethod
@@ -250,12 +222,7 @@ def parse_task(task: TaskLike, *, field: str = "") -> TaskDescription:
     if isinstance(task, TaskDescription):
         return task
     if isinstance(task, str | bytes):
-        try:
-            task = json.loads(task)
-        except json.JSONDecodeError as exc:
-            raise TaskError(
-                f"task: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-            ) from None
+        task = loads_json(task, field=field or "task", error=TaskError)
     try:
         return TaskDescription.model_validate(task)
     except ValidationError as exc:

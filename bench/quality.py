@@ -34,7 +34,7 @@ from sklearn.model_selection import train_test_split
 
 from advisor import core
 from advisor.heads import HIGHER_IS_BETTER
-from advisor.losses import build_loss, normalize_spec
+from advisor.losses import build_loss, get_loss_info, normalize_spec
 from advisor.profiling import profile_data
 from advisor.rules import PostHoc, candidates_from, load_rules
 from advisor.spec import LossSpec
@@ -295,7 +295,7 @@ def fixed_pool(head: Head) -> list[tuple[str, dict, PostHoc | None]]:
     """Generic options per family, as (label, spec, post-hoc)."""
     if head.type in ("binary", "multiclass"):
         counts = np.asarray(head.class_histogram, float)
-        weights = [round(float(w), 5) for w in counts.sum() / (len(counts) * np.maximum(counts, 1))]
+        weights = [float(f"{w:.6g}") for w in counts.sum() / (len(counts) * np.maximum(counts, 1))]
         pool = [
             ("fixed:ce", {"loss": "cross_entropy"}, None),
             ("fixed:ce_ls0.1", {"loss": "cross_entropy", "params": {"label_smoothing": 0.1}}, None),
@@ -687,11 +687,11 @@ def describe_truth(outcome: Outcome) -> str:
 
 def _describe_spec(entry: Entry) -> str:
     """The loss and its non-default parameters, plus the post-hoc recipe."""
-    defaults = normalize_spec({"loss": entry.spec.loss}).params
-    changed = {k: v for k, v in entry.spec.params.items() if defaults.get(k) != v}
+    fields = get_loss_info(entry.spec.loss).params_model.model_fields
+    changed = {k: v for k, v in entry.spec.params.items() if k not in fields or fields[k].default != v}
     return (
         entry.spec.loss
-        + (f" {changed}" if changed else "")
+        + (f" {_short(str(changed), 70)}" if changed else "")
         + (f" + post-hoc {entry.post_hoc.kind}" if entry.post_hoc else "")
     )
 
