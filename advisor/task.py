@@ -6,7 +6,6 @@ A :class:`TaskDescription` comes from the user directly (Python, JSON, gRPC) or 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
