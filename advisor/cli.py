@@ -20,8 +20,8 @@ from rich.text import Text
 
 from advisor.errors import AdvisorError, FieldViolation, SpecError
 from advisor.losses import catalog, get_loss_info, normalize_spec, spec_json_schema
+from advisor.report import key_params
 from advisor.rules.loader import RuleLoadError
-from advisor.spec import LossSpec
 
 app = typer.Typer(
     help="Loss Advisor: which loss should this model train with, configured how, and why.",
@@ -220,21 +220,10 @@ def candidates_command(
     table = Table("head", "prior", "loss", "key parameters", "post-hoc", "rule", title="Candidates")
     for c in found:
         post_hoc = c.post_hoc.kind if c.post_hoc else ""
-        table.add_row(c.head, f"{c.prior:.2f}", c.spec.loss, Text(_key_params(c.spec)), post_hoc, c.rule_id)
+        table.add_row(
+            c.head, f"{c.prior:.2f}", c.spec.loss, Text(key_params(c.spec, limit=60)), post_hoc, c.rule_id
+        )
     console.print(table)
-
-
-def _key_params(spec: LossSpec) -> str:
-    """Parameters that differ from the loss's defaults, compactly."""
-    defaults = normalize_spec({"loss": spec.loss, "params": _required_params(spec)}).params
-    changed = {k: v for k, v in spec.params.items() if defaults.get(k) != v}
-    text = ", ".join(f"{k}={json.dumps(v)}" for k, v in changed.items() if k != "heads")
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _required_params(spec: LossSpec) -> dict[str, Any]:
-    model = get_loss_info(spec.loss).params_model
-    return {name: spec.params[name] for name, field in model.model_fields.items() if field.is_required()}
 
 
 @app.command("profile")
@@ -309,7 +298,7 @@ def _ranking_table(result: Any) -> Table:
                   title=f"Head '{head.head}' ({head.type}): ranked for {head.metric}")  # fmt: skip
     for c in head.candidates:
         name = c.spec.loss + (f" + {c.post_hoc.kind}" if c.post_hoc else "")
-        table.add_row(str(c.rank), name, Text(_key_params(c.spec)), _evidence_text(c), str(c.tie_group),
+        table.add_row(str(c.rank), name, Text(key_params(c.spec, limit=60)), _evidence_text(c), str(c.tie_group),
                       f"{c.prior:.2f}", Text(_reason(c.rationale)))  # fmt: skip
     return table
 
@@ -341,6 +330,10 @@ def recommend_command(
             "--server", help="Run it on a Loss Advisor service at HOST:PORT (token from LOSS_ADVISOR_TOKEN)."
         ),
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write a self-contained HTML report (charts, rationale, spec)."),
+    ] = None,
 ) -> None:
     """Recommend configured losses for a CSV (or a task description), proven by quick trial fits."""
     if (data is None) == (task_json is None):
@@ -361,6 +354,14 @@ def recommend_command(
             result = recommend(source, **options, rule_dirs=rules, progress=on_progress, cancel=stop.is_set)
     if out is not None:
         out.write_text(json.dumps(result.specs(), indent=2) + "\n")
+    if report is not None:
+        from advisor.report import write_report
+
+        try:
+            written = write_report(result, report)
+        except OSError as exc:
+            raise UsageError(FieldViolation("report", f"cannot write {report}: {exc.strerror}")) from None
+        typer.echo(f"Report written to {written}", err=as_json)
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
     else:

@@ -117,3 +117,15 @@ def test_ctrl_c_stops_trials_cleanly_and_keeps_the_result(tmp_path):
     assert "Interrupted" in stderr
     head = json.loads(stdout)["heads"][0]
     assert head["stopped_by"] == "cancelled" and head["candidates"][0]["evidence"] is not None
+
+
+def test_recommend_writes_a_self_contained_report(tmp_path):
+    report = tmp_path / "report.html"
+    result = _run(
+        "recommend", "client_examples/data/churn.csv", "--target", "churned", "--epochs", "2", "--seeds", "2",
+        "--report", str(report),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    page = report.read_text()
+    assert "churned" in page and "data:image/png;base64," in page and "advisor.build_loss(" in page
+    assert f"Report written to {report}" in result.stdout
