@@ -439,8 +439,9 @@ def ground_truth(dataset: Dataset, task: TaskDescription, pool: list[Entry], pro
 
 def run_advisor(
     task: TaskDescription, features: np.ndarray, targets: np.ndarray, pool: list[Entry]
-) -> list[int]:
-    """``recommend()`` with default settings on the profiled training rows; its ranking as pool indices.
+) -> tuple[list[int], str]:
+    """``recommend()`` with default settings on the profiled training rows: its ranking as pool indices, and
+    how its trials ran.
 
     ``recommend()`` takes data or a description, not data plus stated traits, so its loader is pointed at
     the task profiled (and annotated) here and at the same rows.
@@ -448,8 +449,10 @@ def run_advisor(
     head = task.heads[0]
     with mock.patch.object(core, "_load", return_value=(task, {head.name: (features, targets)})):
         result = core.recommend(None)
-    keys = {entry.key: i for i, entry in enumerate(pool)}
-    return [keys.get(entry_key(c.spec, c.post_hoc), -1) for c in result.heads[0].candidates]
+    keys, head_result = {entry.key: i for i, entry in enumerate(pool)}, result.heads[0]
+    epochs, stop = head_result.epochs_completed, head_result.stopped_by
+    trials = f"{head_result.train_rows} trial rows, {epochs} epochs, {stop}"
+    return [keys.get(entry_key(c.spec, c.post_hoc), -1) for c in head_result.candidates], trials
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -704,11 +707,11 @@ def evaluate(
     started = time.perf_counter()
     task, features, targets = describe_task(dataset, train)
     pool = build_pool(task)
-    ranking = run_advisor(task, features, targets, pool)
+    ranking, trials = run_advisor(task, features, targets, pool)
     advisor_s = time.perf_counter() - started
     top = pool[ranking[0]] if ranking and ranking[0] >= 0 else None
     pick = f"{top.labels[0]} = {_describe_spec(top)}" if top else "?"
-    log(f"  advisor: {advisor_s:.1f} s, {len(ranking)} candidates, rank 1: {pick}; truth pool {len(pool)}")
+    log(f"  advisor: {advisor_s:.1f} s ({trials} stopped it), {len(ranking)} candidates, rank 1: {pick}")
     values, truth_s, fits = ground_truth(dataset, task, pool, protocol, log)
     outcome = Outcome(dataset, pool, values, truth_s, fits, ranking, advisor_s)
     log("  truth: " + describe_truth(outcome))
