@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from advisor.errors import AdvisorError, FieldViolation
 from advisor.heads import HIGHER_IS_BETTER, METRICS_BY_HEAD
@@ -22,8 +23,8 @@ from advisor.losses import build_loss
 from advisor.ranking import Evidence as SeedValues
 from advisor.ranking import rank
 from advisor.recommendation import Evidence, HeadResult, RankedCandidate, Recommendation, Settings
-from advisor.rules import Candidate, candidates_from, load_rules
-from advisor.spec import LossSpec
+from advisor.rules import Candidate, PostHoc, candidates_from, load_rules
+from advisor.spec import LossSpec, violations_from_pydantic
 from advisor.task import Head, TaskDescription, parse_task
 from advisor.trials import metrics, posthoc
 from advisor.trials.adapters import Adapter, adapter_for, seed_pooling
@@ -45,6 +46,8 @@ DEFAULT_EPOCHS = 30
 DEFAULT_MAX_ROWS = 20_000
 MULTI_TASK = "*"
 DENSE_BATCH = 16  # images or clips per step: a dense member costs far more per row than a tabular one
+MIN_BATCH = 16
+MIN_STEPS_PER_EPOCH = 8
 
 
 class OptionsError(AdvisorError):
@@ -107,6 +110,39 @@ def _with_metric(task: TaskDescription, metric: str | Mapping[str, str] | None) 
                 )
             )
         heads.append(Head.model_validate({**head.model_dump(), "metric": chosen}))
+    return task.model_copy(update={"heads": heads})
+
+
+def _batch_size(head: Head, train_rows: int) -> int:
+    """Rows per step: small data still gets several steps an epoch (a fixed 256 gave 124 rows one step)."""
+    if head.type in ("segmentation", "audio"):
+        return DENSE_BATCH
+    return int(min(TrainConfig.batch_size, max(MIN_BATCH, train_rows // MIN_STEPS_PER_EPOCH)))
+
+
+TRAIT_FIELDS = ("label_noise", "calibration_needed", "intervals_needed", "outputs_log_probs")
+
+
+def _with_traits(task: TaskDescription, traits: Mapping[str, Mapping[str, Any]] | None) -> TaskDescription:
+    """The task with what the user knows beyond the data (label noise, calibration, intervals) per head name,
+    or for every head under ``"*"``."""
+    if not traits:
+        return task
+    names = {head.name for head in task.heads}
+    problems = [FieldViolation(f"traits.{name}", f"no head named {name!r}; heads are {sorted(names)}")
+                for name in traits if name != "*" and name not in names]  # fmt: skip
+    for name, fields in traits.items():
+        problems += [FieldViolation(f"traits.{name}.{f}", f"not a trait; traits are {', '.join(TRAIT_FIELDS)}")
+                     for f in fields if f not in TRAIT_FIELDS]  # fmt: skip
+    if problems:
+        raise OptionsError(problems)
+    heads = []
+    for head in task.heads:
+        stated = {**traits.get("*", {}), **traits.get(head.name, {})}
+        try:
+            heads.append(Head.model_validate({**head.model_dump(), **stated}))
+        except ValidationError as exc:
+            raise OptionsError(violations_from_pydantic(exc, prefix=f"traits.{head.name}")) from None
     return task.model_copy(update={"heads": heads})
 
 
@@ -212,8 +248,9 @@ def _evidence(candidate: Candidate, trials: _HeadTrials, metric: str, seeds: Seq
         adapter, output = trials.adapters[index], run.best_output
         kind = candidate.post_hoc.kind
         if kind == "logit_adjustment" and data.class_priors is not None and adapter.kind == "softmax":
+            grid = posthoc.TAU_GRID if candidate.post_hoc.tau is None else (candidate.post_hoc.tau,)
             value, parameter = posthoc.logit_adjustment(
-                output, adapter, data.class_priors, data.tune_rows, data.y_val, score, higher
+                output, adapter, data.class_priors, data.tune_rows, data.y_val, score, higher, grid=grid
             )
         elif kind == "threshold" and data.head.type == "binary":
             value, parameter = posthoc.threshold(output, adapter, data.tune_rows, data.y_val, score, higher)
@@ -241,6 +278,15 @@ def _evidence(candidate: Candidate, trials: _HeadTrials, metric: str, seeds: Seq
     )
 
 
+def _tuned_post_hoc(candidate: Candidate, evidence: Evidence | None) -> PostHoc | None:
+    """The post-hoc recipe with a tuned logit-adjustment tau filled in (the median over seeds)."""
+    post_hoc = candidate.post_hoc
+    tuned = [v for v in (evidence.post_hoc_values or []) if math.isfinite(v)] if evidence is not None else []
+    if post_hoc is None or post_hoc.kind != "logit_adjustment" or post_hoc.tau is not None or not tuned:
+        return post_hoc
+    return post_hoc.model_copy(update={"tau": float(np.median(tuned))})
+
+
 def _ranked(found: list[Candidate], evidence: list[Evidence] | None, higher: bool) -> list[RankedCandidate]:
     priors = [c.prior for c in found]
     if evidence is None:
@@ -259,7 +305,7 @@ def _ranked(found: list[Candidate], evidence: list[Evidence] | None, higher: boo
             rank=position + 1,
             head=found[i].head,
             spec=found[i].spec,
-            post_hoc=found[i].post_hoc,
+            post_hoc=_tuned_post_hoc(found[i], None if evidence is None else evidence[i]),
             prior=found[i].prior,
             score=round(scores[i], 6),
             tie_group=groups[i],
@@ -333,6 +379,7 @@ def recommend(
     target: str | Sequence[str] | None = None,
     task: str | None = None,
     metric: str | Mapping[str, str] | None = None,
+    traits: Mapping[str, Mapping[str, Any]] | None = None,
     budget_s: float = DEFAULT_BUDGET_S,
     seeds: int = DEFAULT_SEEDS,
     epochs: int = DEFAULT_EPOCHS,
@@ -357,6 +404,10 @@ def recommend(
         Force the head type of profiled data (e.g. "ordinal").
     metric : str or mapping, optional
         The metric to rank by (one for every head, or per head name); each head type has a default.
+    traits : mapping, optional
+        What the data cannot show, per head name (or ``"*"`` for every head): ``label_noise``
+        (``{"rate": 0.2, "kind": "symmetric"}``), ``calibration_needed``, ``intervals_needed``,
+        ``outputs_log_probs``. Mostly for data input; a description can state them itself.
     budget_s : float
         Wall-clock budget of the trial fits, shared by the heads.
     seeds : int
@@ -392,7 +443,7 @@ def recommend(
     started = time.perf_counter()
     resolved_device = check_options(budget_s, seeds, epochs, max_rows, device)
     description, real = _load(data_or_task, target, task, max_rows, random_state)
-    description = _with_metric(description, metric)
+    description = _with_metric(_with_traits(description, traits), metric)
     timings = {"load": time.perf_counter() - started}
     mark = time.perf_counter()
     found = candidates_from(load_rules(rule_dirs), description)
@@ -430,7 +481,7 @@ def recommend(
             seeds=seed_list,
             epochs=epochs,
             device=resolved_device,
-            batch_size=DENSE_BATCH if head.type in ("segmentation", "audio") else TrainConfig.batch_size,
+            batch_size=_batch_size(head, len(data.x_train)),
             budget_s=remaining / (len(description.heads) - len(heads)),
         )
         on_epoch = None if progress is None else (lambda p, name=head.name: progress(HeadProgress(name, p)))

@@ -141,3 +141,25 @@ def test_bad_inputs_are_clear_errors(tmp_path):
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "label": ["a", "a", "a"]})
     with pytest.raises(advisor.ProfileError, match="label"):
         recommend(frame, **QUICK)
+
+
+def test_traits_the_data_cannot_show_reach_the_rules():
+    wine = pd.DataFrame(load_iris(as_frame=True).frame)
+    noisy = recommend(wine, target="target", traits={"target": {"label_noise": {"rate": 0.25}}}, **QUICK)
+    rules = {c.rule_id for c in noisy.heads[0].candidates}
+    assert {"noise-gce", "noise-sce"} <= rules and noisy.heads[0].evidence_source == "data"
+    assert not any("focal" in c.spec.loss for c in noisy.heads[0].candidates)
+    with pytest.raises(OptionsError) as caught:
+        recommend(wine, target="target", traits={"target": {"colour": "red"}}, trials=False)
+    assert caught.value.violations[0].field == "traits.target.colour"
+
+
+def test_logit_adjustment_reports_the_tuned_tau():
+    result = recommend({"heads": [HEADS["multiclass"]], "n_features": 8}, **QUICK)
+    adjusted = next(
+        c for c in result.heads[0].candidates if c.post_hoc and c.post_hoc.kind == "logit_adjustment"
+    )
+    assert (
+        adjusted.post_hoc.tau in adjusted.evidence.post_hoc_values
+        or len(set(adjusted.evidence.post_hoc_values)) > 1
+    )

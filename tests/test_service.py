@@ -345,3 +345,13 @@ def test_tls_with_a_self_signed_certificate(tmp_path):
         assert code == grpc.StatusCode.UNAVAILABLE
     finally:
         server.stop()
+
+
+def test_a_dataset_with_stated_traits(server):
+    csv = (ROOT / "client_examples/data/churn.csv").read_bytes()
+    stated = pb.TaskDescription(heads=[pb.Head(name="churned", calibration_needed=True)])
+    request = pb.RecommendRequest(task=stated, dataset=pb.Dataset(csv=csv, target_columns=["churned"]),
+                                  options=pb.Options(trials=False))  # fmt: skip
+    result = server.stub.Recommend(request, timeout=60)
+    assert result.task.heads[0].calibration_needed
+    assert result.heads[0].candidates[0].post_hoc.kind == "temperature"

@@ -32,6 +32,18 @@ def task_from_proto(task: pb.TaskDescription) -> TaskDescription:
         raise TaskError(exc.violations) from None
 
 
+def stated_traits(task: pb.TaskDescription) -> dict[str, dict[str, Any]]:
+    """Per head name, the traits a request states beside a dataset (see RecommendRequest.task)."""
+    from advisor.core import TRAIT_FIELDS
+
+    found = {}
+    for head in task.heads:
+        fields = {k: v for k, v in _message_dict(head).items() if k in TRAIT_FIELDS}
+        if fields:
+            found[head.name or "target"] = fields
+    return found
+
+
 def task_to_proto(task: TaskDescription) -> pb.TaskDescription:
     data = task.model_dump(mode="json", exclude_none=True, exclude={"notes"})
     return json_format.ParseDict(data, pb.TaskDescription())

@@ -26,6 +26,7 @@ from advisor.service import status, worker
 from advisor.service.convert import (
     options_from_proto,
     response_to_proto,
+    stated_traits,
     task_from_proto,
     violations_to_proto,
 )
@@ -137,6 +138,9 @@ class LossAdvisorServicer:
                                  "INVALID_OPTIONS")  # fmt: skip
         if request.HasField("dataset"):
             payload["dataset"] = await self._dataset(request.dataset, context)
+            traits = stated_traits(request.task)
+            if traits:
+                options["traits"] = traits
         elif request.HasField("task"):
             try:
                 payload["task"] = task_from_proto(request.task).model_dump(mode="json")

@@ -45,19 +45,12 @@ def _tuned(
 
 
 def logit_adjustment(
-    output: Tensor,
-    adapter: Adapter,
-    priors: Tensor,
-    tune_rows: int,
-    y_val: Tensor,
-    score: Scorer,
-    higher: bool,
-) -> tuple[float, float]:
-    """Tune tau for argmax(z - tau log pi); returns (score, tau)."""
+    output: Tensor, adapter: Adapter, priors: Tensor, tune_rows: int, y_val: Tensor, score: Scorer, higher: bool,
+    *, grid: tuple[float, ...] = TAU_GRID,
+) -> tuple[float, float]:  # fmt: skip
+    """Tune tau over ``grid`` (one value: fixed) for argmax(z - tau log pi); returns (score, tau)."""
     log_prior = torch.log(priors).to(output.dtype)
-    return _tuned(
-        TAU_GRID, lambda tau: output - tau * log_prior, adapter, tune_rows, score, score, y_val, higher
-    )
+    return _tuned(grid, lambda tau: output - tau * log_prior, adapter, tune_rows, score, score, y_val, higher)
 
 
 def _positive_logit(output: Tensor, adapter: Adapter) -> Tensor:
