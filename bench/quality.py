@@ -443,8 +443,8 @@ def run_advisor(
     """``recommend()`` with default settings on the profiled training rows: its ranking as pool indices, and
     how its trials ran.
 
-    ``recommend()`` takes data or a description, not data plus stated traits, so its loader is pointed at
-    the task profiled (and annotated) here and at the same rows.
+    Its loader is pointed at the task profiled (and annotated with the metric and known noise) here and at
+    the same encoded rows, so the advisor and the ground truth see identical features.
     """
     head = task.heads[0]
     with mock.patch.object(core, "_load", return_value=(task, {head.name: (features, targets)})):
