@@ -556,3 +556,6 @@ def main() -> None:
             typer.echo(f"error: {exc}", err=True)
         code = getattr(exc, "code", None)  # a service error other than bad input is not the user's mistake
         sys.exit(1 if code is not None and code.name != "INVALID_ARGUMENT" else 2)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside trials
+        typer.echo("Interrupted.", err=True)
+        sys.exit(130)
