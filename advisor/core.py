@@ -499,6 +499,12 @@ def recommend(
         timings[f"trials:{head.name}"] = time.perf_counter() - mark
         cancelled = trials_run.run.stopped_by == "cancelled"
     notes = list(description.notes)
+    if trials and any(h.type == "regression" for h in description.heads):
+        notes.append(
+            "Regression trials train on a standardized target (parameters in target units, such as Huber's "
+            "delta, were rescaled to it); train the same way, especially with a variance output (gaussian_nll, "
+            "beta_nll)."
+        )
     if cancelled:
         notes.append("Trials were cancelled; heads after the cancelled one are ranked by rules alone.")
     multi = _multi_task(description, heads, found)
