@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from advisor._text import shorten
 from advisor.errors import AdvisorError, FieldViolation, SpecError
 from advisor.losses import catalog, get_loss_info, normalize_spec, spec_json_schema
 from advisor.report import key_params
@@ -279,8 +280,7 @@ def describe_command(
 
 
 def _reason(rationale: str) -> str:
-    first = rationale.split(". ")[0].rstrip(".")
-    return first if len(first) <= 90 else first[:87] + "..."
+    return shorten(rationale.split(". ")[0].rstrip("."), 90)
 
 
 def _evidence_text(candidate: Any) -> str:
@@ -292,13 +292,11 @@ def _evidence_text(candidate: Any) -> str:
     return f"{e.mean:.4g}{spread}{diverged}"
 
 
-def _ranking_table(result: Any) -> Table:
-    head = result
+def _ranking_table(head: Any) -> Table:
     table = Table("#", "loss", "key parameters", head.metric, "tie", "prior", "why",
                   title=f"Head '{head.head}' ({head.type}): ranked for {head.metric}")  # fmt: skip
     for c in head.candidates:
-        name = c.spec.loss + (f" + {c.post_hoc.kind}" if c.post_hoc else "")
-        table.add_row(str(c.rank), name, Text(key_params(c.spec, limit=60)), _evidence_text(c), str(c.tie_group),
+        table.add_row(str(c.rank), c.label, Text(key_params(c.spec, limit=60)), _evidence_text(c), str(c.tie_group),
                       f"{c.prior:.2f}", Text(_reason(c.rationale)))  # fmt: skip
     return table
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from advisor.errors import AdvisorError, FieldViolation
 from advisor.heads import HIGHER_IS_BETTER, METRICS_BY_HEAD
-from advisor.losses import build_loss
+from advisor.losses import build_loss, get_loss_info
 from advisor.ranking import Evidence as SeedValues
 from advisor.ranking import rank
 from advisor.recommendation import Evidence, HeadResult, RankedCandidate, Recommendation, Settings
@@ -151,10 +151,11 @@ def _trial_spec(spec: LossSpec, data: TrialData) -> LossSpec:
     scale = data.target_scale
     if data.head.type != "regression" or scale == 1.0:
         return spec
-    params = dict(spec.params)
-    name = {"huber": "delta", "smooth_l1": "beta"}.get(spec.loss)
-    if name is not None:
-        params[name] = params[name] / scale
+    fields = get_loss_info(spec.loss).params_model.model_fields
+    params = {
+        name: value / scale if (fields[name].json_schema_extra or {}).get("units") == "target" else value
+        for name, value in spec.params.items()
+    }
     return LossSpec(loss=spec.loss, params=params)
 
 
@@ -323,14 +324,9 @@ def _describe(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
-def _label(candidate: RankedCandidate) -> str:
-    post_hoc = candidate.post_hoc
-    return candidate.spec.loss + (f" with post-hoc {post_hoc.kind.replace('_', ' ')}" if post_hoc else "")
-
-
 def _explain(head: Head, ranked: list[RankedCandidate], source: str, data: TrialData | None) -> str:
     top = ranked[0]
-    name = _label(top)
+    name = top.label
     if top.evidence is None:
         return (
             f"{name} leads for head '{head.name}' on the rules alone (prior {top.prior:.2f}, rule "
@@ -347,7 +343,7 @@ def _explain(head: Head, ranked: list[RankedCandidate], source: str, data: Trial
         parts.append(f"The default {default.spec.loss} reached {_describe(default.evidence.mean)}.")
     if ties:
         parts.append(
-            f"Not distinguishable from it at these seeds: {', '.join(_label(c) for c in ties[:4])}; "
+            f"Not distinguishable from it at these seeds: {', '.join(c.label for c in ties[:4])}; "
             "among those the final score (mostly the metric, partly the rule prior) decided."
         )
     parts.append(f"Why it fits: {top.rationale}")

@@ -41,6 +41,7 @@ import pandas as pd
 from pandas.api import types as pdtypes
 from threadpoolctl import threadpool_limits
 
+from advisor._text import shorten
 from advisor.errors import AdvisorError, FieldViolation
 from advisor.task import Head, TargetSummary, TaskDescription
 
@@ -720,8 +721,7 @@ def _column_role(name: str, values: pd.Series, rows_total: int, notes: list[str]
 
 
 def _short(value: Any, limit: int = 30) -> str:
-    text = repr(value.item() if isinstance(value, np.generic) else value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return shorten(repr(value.item() if isinstance(value, np.generic) else value), limit)
 
 
 def _is_free_text(values: pd.Series) -> bool:

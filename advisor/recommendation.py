@@ -48,6 +48,12 @@ class RankedCandidate(_Model):
     references: list[str]
     evidence: Evidence | None = Field(None, description="Trial evidence; null when ranked by rules alone.")
 
+    @property
+    def label(self) -> str:
+        """The loss and its post-hoc recipe, e.g. 'cross_entropy + logit adjustment'."""
+        post_hoc = f" + {self.post_hoc.kind.replace('_', ' ')}" if self.post_hoc else ""
+        return self.spec.loss + post_hoc
+
 
 class HeadResult(_Model):
     """The ranking for one head."""

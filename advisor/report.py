@@ -19,6 +19,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from advisor._text import shorten
+from advisor.errors import AdvisorError
 from advisor.recommendation import HeadResult, RankedCandidate, Recommendation
 from advisor.spec import LossSpec
 
@@ -83,10 +85,6 @@ def _num(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
-def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def key_params(spec: LossSpec, *, limit: int | None = None) -> str:
     """The parameters of ``spec`` that differ from the loss's defaults, as ``name=value`` text.
 
@@ -106,7 +104,7 @@ def key_params(spec: LossSpec, *, limit: int | None = None) -> str:
         defaults = _defaults(spec)
         changed = {k: v for k, v in spec.params.items() if k not in defaults or defaults[k] != v}
         text = ", ".join(f"{k}={json.dumps(v)}" for k, v in changed.items())
-    return text if limit is None else _short(text, limit)
+    return text if limit is None else shorten(text, limit)
 
 
 def _defaults(spec: LossSpec) -> dict[str, Any]:
@@ -117,19 +115,16 @@ def _defaults(spec: LossSpec) -> dict[str, Any]:
         model = get_loss_info(spec.loss).params_model
         required = {n: spec.params[n] for n, f in model.model_fields.items() if f.is_required()}
         return dict(normalize_spec({"loss": spec.loss, "params": required}).params)
-    except Exception:  # an unregistered or odd spec: show every parameter
+    except AdvisorError:  # an unregistered loss (a plugin not installed here): show every parameter
         return {}
-
-
-def _label(candidate: RankedCandidate) -> str:
-    post_hoc = f" + {candidate.post_hoc.kind.replace('_', ' ')}" if candidate.post_hoc else ""
-    return f"{candidate.spec.loss}{post_hoc}"
 
 
 def _chart_label(candidate: RankedCandidate, ranks: Sequence[int] | None = None) -> str:
     ranks = ranks or [candidate.rank]
     params = key_params(candidate.spec, limit=34)
-    base = f"#{', #'.join(str(r) for r in ranks)} {_label(candidate) if len(ranks) == 1 else candidate.spec.loss}"
+    base = (
+        f"#{', #'.join(str(r) for r in ranks)} {candidate.label if len(ranks) == 1 else candidate.spec.loss}"
+    )
     return base + (f" ({params})" if params else "")
 
 
@@ -281,7 +276,7 @@ def _charts(head: HeadResult) -> tuple[str, str] | None:
                 at = [c[epoch] for c in curves if epoch < len(c) and math.isfinite(c[epoch])]
                 mean.append(sum(at) / len(at) if at else math.nan)
             label = _chart_label(first, [c.rank for c in group])
-            ax.plot(range(1, longest + 1), mean, color=color, lw=2.0, label=_short(label, 60), marker=marker)
+            ax.plot(range(1, longest + 1), mean, color=color, lw=2.0, label=shorten(label, 60), marker=marker)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"validation {head.metric}")
@@ -387,7 +382,7 @@ def _ranking_table(head: HeadResult, index: int) -> str:
         css = "winner" if c.rank == 1 else ("tie" if tied else "")
         params = key_params(c.spec)
         shown_params = (
-            f'<code title="{_a(params)}">{_t(_short(params, 70))}</code>'
+            f'<code title="{_a(params)}">{_t(shorten(params, 70))}</code>'
             if params
             else '<span class="muted small">defaults</span>'
         )
@@ -474,7 +469,7 @@ def _head_section(head: HeadResult, index: int, charts: bool, trials: bool) -> s
     parts.append(_rationales(head, index))
     top = head.candidates[0]
     parts.append(
-        f"<details><summary>Spec of this head's winner ({_t(_label(top))})</summary>"
+        f"<details><summary>Spec of this head's winner ({_t(top.label)})</summary>"
         f"<pre>{_t(top.spec.to_json(indent=2))}</pre></details>"
     )
     return "".join(parts)
@@ -512,7 +507,7 @@ def _winner_section(rec: Recommendation) -> str:
     params = f"<p>Key parameters: <code>{_t(params)}</code></p>" if params else ""
     return (
         '<div class="box">'
-        f'<h2 style="margin-top:0">Train with: <code>{_t(_label(best))}</code> for {_t(where)}</h2>'
+        f'<h2 style="margin-top:0">Train with: <code>{_t(best.label)}</code> for {_t(where)}</h2>'
         f"{params}"
         '<div class="snippet"><button type="button" data-copy="winner-snippet">Copy</button>'
         f'<pre id="winner-snippet">{_t(code)}</pre></div>'

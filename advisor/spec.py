@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from advisor._text import shorten
 from advisor.errors import AdvisorError, FieldViolation, SpecError
 
 SPEC_VERSION = 1
@@ -96,11 +97,6 @@ def violations_from_pydantic(exc: ValidationError, *, prefix: str) -> list[Field
         else:
             message = error["msg"].removeprefix("Value error, ")
             if not isinstance(error["input"], Mapping):  # a whole object is too long to echo
-                message = f"got {_short_repr(error['input'])}: {message}"
+                message = f"got {shorten(repr(error['input']), 80)}: {message}"
         violations.append(FieldViolation(path, message))
     return violations
-
-
-def _short_repr(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

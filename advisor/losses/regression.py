@@ -26,6 +26,9 @@ from advisor.losses._base import (
 from advisor.losses.registry import register_loss
 
 _SAME_SHAPE = "predictions (N, *), float"
+# Marks a parameter measured in the target's units: whoever rescales the target (trials standardize it)
+# rescales these too.
+TARGET_UNITS = {"units": "target"}
 _SAME_TARGET = "targets, same shape as input"
 
 # --------------------------------------------------------------------------------------------------- functional
@@ -182,7 +185,10 @@ class L1Loss(CatalogLoss):
 
 class HuberParams(LossParams):
     delta: float = Field(
-        1.0, gt=0, description="Residual size where the loss turns from quadratic to linear."
+        1.0,
+        json_schema_extra=TARGET_UNITS,
+        gt=0,
+        description="Residual size where the loss turns from quadratic to linear.",
     )
     reduction: Reduction = ReductionField
 
@@ -210,7 +216,12 @@ class HuberLoss(CatalogLoss):
 
 
 class SmoothL1Params(LossParams):
-    beta: float = Field(1.0, ge=0, description="Residual size where the loss turns from quadratic to linear.")
+    beta: float = Field(
+        1.0,
+        ge=0,
+        json_schema_extra=TARGET_UNITS,
+        description="Residual size where the loss turns from quadratic to linear.",
+    )
     reduction: Reduction = ReductionField
 
 
