@@ -5,7 +5,6 @@ input -> task description -> facts -> rules -> candidates -> trials -> ranking -
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,11 +18,12 @@ from pydantic import ValidationError
 
 from advisor.errors import AdvisorError, FieldViolation
 from advisor.heads import HIGHER_IS_BETTER, METRICS_BY_HEAD
-from advisor.losses import build_loss, get_loss_info
+from advisor.losses import build_loss, get_loss_info, normalize_spec
 from advisor.ranking import Evidence as SeedValues
 from advisor.ranking import rank
 from advisor.recommendation import Evidence, HeadResult, RankedCandidate, Recommendation, Settings
 from advisor.rules import Candidate, PostHoc, candidates_from, load_rules
+from advisor.rules.engine import MULTI_TASK_HEAD
 from advisor.spec import LossSpec, violations_from_pydantic
 from advisor.task import Head, TaskDescription, parse_task
 from advisor.trials import metrics, posthoc
@@ -44,7 +44,6 @@ DEFAULT_BUDGET_S = 15.0
 DEFAULT_SEEDS = 3
 DEFAULT_EPOCHS = 30
 DEFAULT_MAX_ROWS = 20_000
-MULTI_TASK = "*"
 DENSE_BATCH = 16  # images or clips per step: a dense member costs far more per row than a tabular one
 MIN_BATCH = 16
 MIN_STEPS_PER_EPOCH = 8
@@ -538,15 +537,15 @@ def _multi_task(
         if plain is None:
             return []
         winners[result.head] = plain
-    templates = [c for c in found if c.head == MULTI_TASK]
+    templates = [c for c in found if c.head == MULTI_TASK_HEAD]
     ranked = []
     for position, template in enumerate(templates):
         params = {**template.spec.params, "heads": {n: w.spec.model_dump() for n, w in winners.items()}}
-        spec = LossSpec.model_validate({"loss": "multi_task", "params": json.loads(json.dumps(params))})
+        spec = normalize_spec({"loss": "multi_task", "params": params})
         ranked.append(RankedCandidate(
-            rank=position + 1, head=MULTI_TASK, spec=build_loss(spec).spec(), prior=template.prior,
+            rank=position + 1, head=MULTI_TASK_HEAD, spec=spec, prior=template.prior,
             score=template.prior, tie_group=1, rule_id=template.rule_id, title=template.title,
-            rationale=template.rationale.split(" Heads use")[0] + " Heads use the winners of their trials.",
+            rationale=template.rationale,
             references=template.references,
         ))  # fmt: skip
     return ranked

@@ -34,6 +34,7 @@ from torch import nn
 from advisor.errors import AdvisorError, FieldViolation
 from advisor.losses import build_loss, normalize_spec
 from advisor.recommendation import RankedCandidate, Recommendation
+from advisor.rules.engine import MULTI_TASK_HEAD
 from advisor.spec import LossSpec, parse_spec
 from advisor.task import Head
 from advisor.trials.adapters import Adapter, adapter_for
@@ -51,7 +52,6 @@ __all__ = [
     "top_specs",
 ]
 
-MULTI_TASK = "*"
 SPEC_ATTR = "{name}_spec"  # the trial user attribute holding the chosen spec as JSON data
 
 
@@ -86,14 +86,16 @@ def _candidates_of(recommendation: Recommendation, head: str | None) -> list[Ran
                 "head", f"the recommendation has several heads {names} and no multi_task spec; name one"
             )
         )
-    if head == MULTI_TASK:
+    if head == MULTI_TASK_HEAD:
         if not recommendation.multi_task:
             raise IntegrationError(
                 FieldViolation("head", "'*' asks for multi_task specs; this recommendation has none")
             )
         return list(recommendation.multi_task)
     if head not in names:
-        allowed = ", ".join(repr(n) for n in [*names, *([MULTI_TASK] if recommendation.multi_task else [])])
+        allowed = ", ".join(
+            repr(n) for n in [*names, *([MULTI_TASK_HEAD] if recommendation.multi_task else [])]
+        )
         raise IntegrationError(FieldViolation("head", f"no head named {head!r}; allowed: {allowed}"))
     return list(recommendation.head(head).candidates)
 

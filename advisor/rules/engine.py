@@ -105,7 +105,6 @@ def _multi_task(task: TaskDescription, per_head: dict[str, list[Candidate]]) -> 
         return []
     heads = {name: top.spec.model_dump() for name, top in tops.items() if top is not None}
     prior = round(min(top.prior for top in tops.values() if top is not None), 6)
-    composed = ", ".join(f"{name}: {spec['loss']}" for name, spec in heads.items())
     return [
         Candidate(
             head=MULTI_TASK_HEAD,
@@ -115,7 +114,7 @@ def _multi_task(task: TaskDescription, per_head: dict[str, list[Candidate]]) -> 
             prior=prior,
             rule_id=f"multi-task-{scheme}",
             title=title,
-            rationale=f"{rationale} Heads use their strongest single-head candidates ({composed}).",
+            rationale=f"{rationale} Each head uses its best single-head candidate (by rule prior, or by trials).",
             references=_MULTI_TASK_REFERENCES,
         )
         for scheme, title, rationale in (
