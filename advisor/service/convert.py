@@ -19,7 +19,15 @@ from lossadvisor.v1 import advisor_pb2 as pb
 
 
 def _message_dict(message: Any) -> dict[str, Any]:
+    """The fields a message sets, by their .proto names."""
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _full_dict(message: Any) -> dict[str, Any]:
+    """Every field of a message, defaults included, by their .proto names."""
+    return json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
 
 
 def task_from_proto(task: pb.TaskDescription) -> TaskDescription:
@@ -147,9 +155,7 @@ def response_to_proto(recommendation: Recommendation) -> pb.RecommendResponse:
 
 
 def _candidate_from_proto(message: pb.Candidate) -> dict[str, Any]:
-    data = json_format.MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
+    data = _full_dict(message)
     data.pop("spec_json")
     data["spec"] = json.loads(message.spec_json)
     if not message.HasField("post_hoc"):
@@ -172,14 +178,10 @@ def recommendation_from_proto(response: pb.RecommendResponse) -> Recommendation:
     """The :class:`Recommendation` a response carries (the client's side of :func:`response_to_proto`)."""
     heads = []
     for head in response.heads:
-        data = json_format.MessageToDict(
-            head, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-        )
+        data = _full_dict(head)
         data["candidates"] = [_candidate_from_proto(c) for c in head.candidates]
         heads.append(data)
-    settings = json_format.MessageToDict(
-        response.settings, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
+    settings = _full_dict(response.settings)
     return Recommendation.model_validate(
         {
             "task": _message_dict(response.task),

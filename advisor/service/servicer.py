@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import queue as queues
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -232,8 +233,6 @@ class LossAdvisorServicer:
 
 def _drain(queue: Any, *, wait: bool = True) -> list[dict[str, Any]]:
     """Everything queued now (waiting up to 0.1 s for the first item when ``wait``)."""
-    import queue as queues
-
     events = []
     try:
         events.append(queue.get(timeout=0.1) if wait else queue.get_nowait())
