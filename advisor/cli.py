@@ -288,8 +288,9 @@ def _evidence_text(candidate: Any) -> str:
     if e is None or e.mean is None:
         return "rules only" if e is None else "diverged"
     spread = f" +/- {e.std:.3g}" if e.std else ""
-    diverged = f" ({e.diverged_seeds} diverged)" if e.diverged_seeds else ""
-    return f"{e.mean:.4g}{spread}{diverged}"
+    diverged = f" ({e.diverged_repeats} diverged)" if e.diverged_repeats else ""
+    raced = f" (raced out after {e.dropped_after})" if e.dropped_after else ""
+    return f"{e.mean:.4g}{spread}{diverged}{raced}"
 
 
 def _ranking_table(head: Any) -> Table:
@@ -312,9 +313,25 @@ def recommend_command(
     metric: Annotated[
         str | None, typer.Option("--metric", help="Metric to rank by (default per head type).")
     ] = None,
-    budget: Annotated[float, typer.Option("--budget", help="Trial budget in seconds.")] = 15.0,
-    seeds: Annotated[int, typer.Option("--seeds", help="Seeds per candidate.")] = 3,
-    epochs: Annotated[int, typer.Option("--epochs", help="Epoch budget per head.")] = 30,
+    budget: Annotated[
+        float, typer.Option("--budget", help="Wall-clock cap of the trials in seconds (it should not bind).")
+    ] = 300.0,
+    repeats: Annotated[
+        int | None,
+        typer.Option("--repeats", help="Repeats per candidate, each a fresh split (default: by rows, 4-10)."),
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs", help="Epoch budget of every trial run.")] = 50,
+    training: Annotated[
+        str | None,
+        typer.Option(
+            "--training",
+            help="How you will train, to rank under that protocol: key=value pairs separated by commas "
+            "(epochs, early_stopping_patience, lr, batch_size), e.g. epochs=100,early_stopping_patience=10.",
+        ),
+    ] = None,
+    no_race: Annotated[
+        bool, typer.Option("--no-race", help="Give every candidate every repeat (no racing).")
+    ] = False,
     no_trials: Annotated[
         bool, typer.Option("--no-trials", help="Rank by the rules alone (milliseconds).")
     ] = False,
@@ -341,8 +358,9 @@ def recommend_command(
     source = data if task_json is None else (sys.stdin.read() if task_json == "-" else _read_text(task_json))
     stop = CancelFlag()
     targets = target[0] if target and len(target) == 1 else target
-    options = {"target": targets, "task": task, "metric": metric, "budget_s": budget, "seeds": seeds,
-               "epochs": epochs, "trials": not no_trials, "device": device}  # fmt: skip
+    options = {"target": targets, "task": task, "metric": metric, "budget_s": budget, "repeats": repeats,
+               "epochs": epochs, "training": _training_option(training), "race": not no_race,
+               "trials": not no_trials, "device": device}  # fmt: skip
     with stop.on_interrupt(), _progress_bar(as_json) as on_progress:
         if server:
             result = _remote_recommend(server, source, options, on_progress)
@@ -369,6 +387,17 @@ def recommend_command(
             "Interrupted: trials stopped early; the ranking above uses the epochs that finished.", err=True
         )
         raise typer.Exit(130)
+
+
+def _training_option(text: str | None) -> dict[str, str] | None:
+    """``--training epochs=100,lr=1e-3`` as a mapping (values are validated by recommend())."""
+    if text is None:
+        return None
+    pairs = [part.strip() for part in text.split(",") if part.strip()]
+    bad = [part for part in pairs if part.count("=") != 1]
+    if bad or not pairs:
+        raise UsageError(FieldViolation("training", f"got {text!r}; key=value pairs separated by commas"))
+    return {key.strip(): value.strip() for key, value in (part.split("=") for part in pairs)}
 
 
 def _remote_recommend(server: str, source: str, options: dict[str, Any], on_progress: Any) -> Any:

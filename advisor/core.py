@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,35 +18,22 @@ from pydantic import ValidationError
 
 from advisor.errors import AdvisorError, FieldViolation
 from advisor.heads import HIGHER_IS_BETTER, METRICS_BY_HEAD
-from advisor.losses import build_loss, get_loss_info, normalize_spec
-from advisor.ranking import Evidence as SeedValues
-from advisor.ranking import rank
+from advisor.losses import normalize_spec
+from advisor.ranking import RepeatValues, rank
 from advisor.recommendation import Evidence, HeadResult, RankedCandidate, Recommendation, Settings
 from advisor.rules import Candidate, PostHoc, candidates_from, load_rules
 from advisor.rules.engine import MULTI_TASK_HEAD
-from advisor.spec import LossSpec, violations_from_pydantic
+from advisor.spec import violations_from_pydantic
 from advisor.task import Head, TaskDescription, parse_task
-from advisor.trials import metrics, posthoc
-from advisor.trials.adapters import Adapter, adapter_for, seed_pooling
-from advisor.trials.data import TrialData, split, synthetic_data
-from advisor.trials.trainer import (
-    BatchedTrainer,
-    Member,
-    Progress,
-    TrainConfig,
-    TrialRun,
-    configure_cpu_runtime,
-    conv_factory,
-    mlp_factory,
-)
+from advisor.trials.data import TrialData, prepare, synthetic_data
+from advisor.trials.evidence import HeadEvidence, TrialOptions, evaluate_head
+from advisor.trials.protocols import Training, protocols_for
+from advisor.trials.trainer import Progress, TrainConfig, configure_cpu_runtime
 
-DEFAULT_BUDGET_S = 15.0
-DEFAULT_SEEDS = 3
-DEFAULT_EPOCHS = 30
+# The stopping rule is epochs and repeats; the time budget is a cap that should not bind on a normal machine.
+DEFAULT_BUDGET_S = 300.0
+DEFAULT_EPOCHS = 50
 DEFAULT_MAX_ROWS = 20_000
-DENSE_BATCH = 16  # images or clips per step: a dense member costs far more per row than a tabular one
-MIN_BATCH = 16
-MIN_STEPS_PER_EPOCH = 8
 
 
 class OptionsError(AdvisorError):
@@ -61,13 +48,15 @@ class HeadProgress:
     progress: Progress
 
 
-def check_options(budget_s: float, seeds: int, epochs: int, max_rows: int, device: str) -> str:
+def check_options(budget_s: float, repeats: int | None, epochs: int, max_rows: int, device: str) -> str:
     """Validate ``recommend()``'s numeric options; returns the resolved device (auto -> cuda or cpu)."""
     problems = []
     if not (isinstance(budget_s, int | float) and math.isfinite(budget_s) and budget_s > 0):
         problems.append(FieldViolation("budget_s", f"got {budget_s!r}; a positive number of seconds"))
-    if not (isinstance(seeds, int) and 1 <= seeds <= 20):
-        problems.append(FieldViolation("seeds", f"got {seeds!r}; an integer from 1 to 20"))
+    if repeats is not None and not (isinstance(repeats, int) and 2 <= repeats <= 30):
+        problems.append(
+            FieldViolation("repeats", f"got {repeats!r}; an integer from 2 to 30, or None (by rows)")
+        )
     if not (isinstance(epochs, int) and 1 <= epochs <= 1000):
         problems.append(FieldViolation("epochs", f"got {epochs!r}; an integer from 1 to 1000"))
     if not (isinstance(max_rows, int) and max_rows >= 50):
@@ -112,13 +101,6 @@ def _with_metric(task: TaskDescription, metric: str | Mapping[str, str] | None) 
     return task.model_copy(update={"heads": heads})
 
 
-def _batch_size(head: Head, train_rows: int) -> int:
-    """Rows per step: small data still gets several steps an epoch (a fixed 256 gave 124 rows one step)."""
-    if head.type in ("segmentation", "audio"):
-        return DENSE_BATCH
-    return int(min(TrainConfig.batch_size, max(MIN_BATCH, train_rows // MIN_STEPS_PER_EPOCH)))
-
-
 TRAIT_FIELDS = ("label_noise", "calibration_needed", "intervals_needed", "outputs_log_probs")
 
 
@@ -145,141 +127,21 @@ def _with_traits(task: TaskDescription, traits: Mapping[str, Mapping[str, Any]] 
     return task.model_copy(update={"heads": heads})
 
 
-def _trial_spec(spec: LossSpec, data: TrialData) -> LossSpec:
-    """The spec as trials train it: parameters in target units rescaled to the standardized target."""
-    scale = data.target_scale
-    if data.head.type != "regression" or scale == 1.0:
-        return spec
-    fields = get_loss_info(spec.loss).params_model.model_fields
-    params = {
-        name: value / scale if (fields[name].json_schema_extra or {}).get("units") == "target" else value
-        for name, value in spec.params.items()
-    }
-    return LossSpec(loss=spec.loss, params=params)
-
-
-def _unstandardized(predictions: dict[str, torch.Tensor], data: TrialData) -> dict[str, torch.Tensor]:
-    if data.head.type != "regression":
-        return predictions
-    shift, scale = data.target_shift, data.target_scale
-    restored = dict(predictions)
-    for key in ("value", "quantiles"):
-        if key in restored:
-            restored[key] = restored[key] * scale + shift
-    if "variance" in restored:
-        restored["variance"] = restored["variance"] * scale**2
-    return restored
-
-
-def _scorer(metric: str, data: TrialData) -> posthoc.Scorer:
-    def score(predictions: dict[str, torch.Tensor], target: torch.Tensor) -> float:
-        target = target * data.target_scale + data.target_shift if data.head.type == "regression" else target
-        return metrics.score(metric, _unstandardized(predictions, data), target)
-
-    return score
-
-
-def _model_factory(data: TrialData, config: TrainConfig):
-    if data.head.type == "segmentation":
-        return conv_factory(2, data.x_train.shape[1], config)
-    if data.head.type == "audio":
-        return conv_factory(1, data.x_train.shape[1], config, residual=True)
-    return mlp_factory(data.x_train.shape[1], config)
-
-
-@dataclass(frozen=True)
-class _HeadTrials:
-    data: TrialData
-    run: TrialRun
-    base_index: dict[str, int]  # spec json -> member index
-    adapters: list[Adapter]
-
-
-def _run_trials(
-    head_candidates: list[Candidate], data: TrialData, config: TrainConfig, metric: str,
-    progress: Callable[[Progress], None] | None, cancel: Callable[[], bool] | None,
-) -> _HeadTrials:  # fmt: skip
-    """Train each distinct spec once (post-hoc variants reuse their base member)."""
-    base_index: dict[str, int] = {}
-    members, adapters = [], []
-    for candidate in head_candidates:
-        key = candidate.spec.to_json()
-        if key in base_index:
-            continue
-        trial = _trial_spec(candidate.spec, data)
-        adapter = adapter_for(data.head, candidate.spec)
-        base_index[key] = len(members)
-        members.append(Member(build_loss(trial), adapter, seed_pooling(trial)))
-        adapters.append(adapter)
-    score = _scorer(metric, data)
-    tune = data.tune_rows
-
-    def rate(index: int, predictions: dict[str, torch.Tensor]) -> float:
-        return score({k: v[tune:] for k, v in predictions.items()}, data.y_score)
-
-    trainer = BatchedTrainer(members, _model_factory(data, config), config)
-    run = trainer.fit(
-        data.x_train,
-        data.y_train,
-        data.x_val,
-        rate,
-        higher_is_better=HIGHER_IS_BETTER[metric],
-        progress=progress,
-        cancel=cancel,
-    )
-    return _HeadTrials(data, run, base_index, adapters)
-
-
-def _evidence(candidate: Candidate, trials: _HeadTrials, metric: str, seeds: Sequence[int]) -> Evidence:
-    index = trials.base_index[candidate.spec.to_json()]
-    runs = [r for r in trials.run.members if r.candidate == index]
-    runs.sort(key=lambda r: seeds.index(r.seed))
-    per_seed: list[float | None] = []
-    tuned: list[float] = []
-    higher = HIGHER_IS_BETTER[metric]
-    score, data = _scorer(metric, trials.data), trials.data
-    for run in runs:
-        if run.best_output is None:
-            per_seed.append(None)
-            continue
-        if candidate.post_hoc is None:
-            per_seed.append(run.best_metric)
-            continue
-        adapter, output = trials.adapters[index], run.best_output
-        kind = candidate.post_hoc.kind
-        if kind == "logit_adjustment" and data.class_priors is not None and adapter.kind == "softmax":
-            grid = posthoc.TAU_GRID if candidate.post_hoc.tau is None else (candidate.post_hoc.tau,)
-            value, parameter = posthoc.logit_adjustment(
-                output, adapter, data.class_priors, data.tune_rows, data.y_val, score, higher, grid=grid
-            )
-        elif kind == "threshold" and data.head.type == "binary":
-            value, parameter = posthoc.threshold(output, adapter, data.tune_rows, data.y_val, score, higher)
-        elif kind == "temperature" and adapter.kind in ("softmax", "sigmoid"):
-            value, parameter = posthoc.temperature(
-                output, adapter, data.tune_rows, data.y_val, score, _scorer("log_loss", data)
-            )
-        else:  # the recipe does not apply to this head: the plain member's value
-            value, parameter = run.best_metric, math.nan
-        per_seed.append(value if value is not None and math.isfinite(value) else None)
-        tuned.append(parameter)
-    values = SeedValues(tuple(math.nan if v is None else v for v in per_seed), higher)
-    interval = values.interval()
-    return Evidence(
-        metric=metric,
-        per_seed=per_seed,
-        mean=values.mean,
-        std=values.std,
-        ci_low=interval[0] if interval else None,
-        ci_high=interval[1] if interval else None,
-        diverged_seeds=sum(r.diverged_at_epoch is not None for r in runs),
-        best_epochs=[r.best_epoch for r in runs],
-        curves=[r.curve for r in runs],
-        post_hoc_values=[round(t, 4) for t in tuned] if candidate.post_hoc else None,
-    )
+def _training(training: Training | Mapping[str, Any] | None) -> Training | None:
+    """The user's stated training protocol, validated."""
+    if training is None or isinstance(training, Training):
+        return training
+    if not isinstance(training, Mapping):
+        raise OptionsError(FieldViolation("training", f"got {type(training).__name__}; a mapping of "
+                                          "epochs, early_stopping_patience, lr, batch_size"))  # fmt: skip
+    try:
+        return Training.model_validate(dict(training))
+    except ValidationError as exc:
+        raise OptionsError(violations_from_pydantic(exc, prefix="training")) from None
 
 
 def _tuned_post_hoc(candidate: Candidate, evidence: Evidence | None) -> PostHoc | None:
-    """The post-hoc recipe with a tuned logit-adjustment tau filled in (the median over seeds)."""
+    """The post-hoc recipe with a tuned logit-adjustment tau filled in (the median over repeats)."""
     post_hoc = candidate.post_hoc
     tuned = [v for v in (evidence.post_hoc_values or []) if math.isfinite(v)] if evidence is not None else []
     if post_hoc is None or post_hoc.kind != "logit_adjustment" or post_hoc.tau is not None or not tuned:
@@ -297,7 +159,7 @@ def _ranked(found: list[Candidate], evidence: list[Evidence] | None, higher: boo
         )
     else:
         values = [
-            SeedValues(tuple(math.nan if v is None else v for v in e.per_seed), higher) for e in evidence
+            RepeatValues(tuple(math.nan if v is None else v for v in e.per_repeat), higher) for e in evidence
         ]
         order, groups, scores = rank(values, priors)
     return [
@@ -323,32 +185,52 @@ def _describe(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
-def _explain(head: Head, ranked: list[RankedCandidate], source: str, data: TrialData | None) -> str:
+def _is_default(candidate: RankedCandidate) -> bool:
+    return "baseline" in candidate.rule_id and candidate.post_hoc is None
+
+
+def _explain(head: Head, ranked: list[RankedCandidate], source: str, trials: HeadEvidence | None) -> str:
     top = ranked[0]
     name = top.label
-    if top.evidence is None:
+    if top.evidence is None or trials is None:
         return (
             f"{name} leads for head '{head.name}' on the rules alone (prior {top.prior:.2f}, rule "
             f"'{top.rule_id}'): {top.rationale}"
         )
     e = top.evidence
-    ties = [c for c in ranked[1:] if c.tie_group == 1]
-    default = next((c for c in ranked[1:] if "baseline" in c.rule_id and c.post_hoc is None), None)
+    ties = [c.label for c in ranked[1:] if c.tie_group == 1]
+    protocols = "; ".join(p.description for p in e.protocols)
+    aggregate = "the worse of the protocols" if len(e.protocols) > 1 else "that protocol"
     parts = [
         f"{name} ranked first for head '{head.name}' on {e.metric}: {_describe(e.mean)} +/- {_describe(e.std)} "
-        f"over {len(e.per_seed)} seeds (95% CI {_describe(e.ci_low)} to {_describe(e.ci_high)})."
+        f"over {e.repeats} repeats (95% CI {_describe(e.ci_low)} to {_describe(e.ci_high)}), each a fresh "
+        f"split and initialisation, so the spread covers split noise. Each repeat counts {aggregate} "
+        f"({protocols})."
     ]
-    if default is not None and default.evidence is not None and default is not top:
-        parts.append(f"The default {default.spec.loss} reached {_describe(default.evidence.mean)}.")
     if ties:
         parts.append(
-            f"Not distinguishable from it at these seeds: {', '.join(c.label for c in ties[:4])}; "
-            "among those the final score (mostly the metric, partly the rule prior) decided."
+            f"Tied with it at these repeats ({len(ties)}): {', '.join(ties)}; inside the tie the rule prior "
+            "decided the order."
+        )
+    else:
+        parts.append("No other candidate is within its confidence interval.")
+    default = next((c for c in ranked if _is_default(c)), None)
+    if default is top:
+        parts.append("It is the head type's default loss.")
+    elif default is not None and default.evidence is not None:
+        verdict = "is as good as the winner on this evidence" if default.tie_group == 1 else "is behind"
+        parts.append(f"The default {default.label} ({_describe(default.evidence.mean)}) {verdict}.")
+    dropped = [c.label for c in ranked if c.evidence and c.evidence.dropped_after]
+    if dropped:
+        parts.append(f"Racing stopped {', '.join(dropped)} early: clearly behind the leader.")
+    if trials.cut_short:
+        parts.append(
+            f"THE TIME CAP BOUND: {', '.join(trials.cut_short)} got fewer repeats than planned "
+            f"({trials.repeats}); the ranking is less certain than it reads."
         )
     parts.append(f"Why it fits: {top.rationale}")
-    where = "synthetic data matching the description" if source == "synthetic" else "your data"
-    rows = f" ({len(data.x_train)} training rows)" if data is not None else ""
-    parts.append(f"Evidence: quick trial fits on {where}{rows}.")
+    where = "synthetic data matching the description, not yours," if source == "synthetic" else "your data"
+    parts.append(f"Evidence: quick trial fits on {where} ({trials.train_rows} training rows a repeat).")
     return " ".join(parts)
 
 
@@ -375,9 +257,11 @@ def recommend(
     task: str | None = None,
     metric: str | Mapping[str, str] | None = None,
     traits: Mapping[str, Mapping[str, Any]] | None = None,
-    budget_s: float = DEFAULT_BUDGET_S,
-    seeds: int = DEFAULT_SEEDS,
+    training: Training | Mapping[str, Any] | None = None,
+    repeats: int | None = None,
     epochs: int = DEFAULT_EPOCHS,
+    budget_s: float = DEFAULT_BUDGET_S,
+    race: bool = True,
     max_rows: int = DEFAULT_MAX_ROWS,
     device: str = "auto",
     trials: bool = True,
@@ -403,12 +287,20 @@ def recommend(
         What the data cannot show, per head name (or ``"*"`` for every head): ``label_noise``
         (``{"rate": 0.2, "kind": "symmetric"}``), ``calibration_needed``, ``intervals_needed``,
         ``outputs_log_probs``. Mostly for data input; a description can state them itself.
-    budget_s : float
-        Wall-clock budget of the trial fits, shared by the heads.
-    seeds : int
-        Seeds per candidate; the spread over seeds is reported and decides ties.
+    training : mapping, optional
+        How you will train: ``epochs``, ``early_stopping_patience``, ``lr``, ``batch_size``. With a patience
+        or an epoch budget the candidates are ranked under that protocol alone; without, under the worse of
+        early stopping (patience 10) and the best epoch of the whole budget.
+    repeats : int, optional
+        Repeats per candidate, each a fresh stratified split with its own initialisation (default by rows:
+        10 below 1,000, 6 below 5,000, else 4).
     epochs : int
-        Epoch budget per head. The result says whether epochs or time stopped the trials.
+        Epoch budget of every run (unless ``training`` states one).
+    budget_s : float
+        Wall-clock cap of the trial fits, shared by the heads. It should not bind: epochs and repeats are the
+        stopping rule, so the same input gives the same answer; when it binds, the result says so.
+    race : bool
+        Drop candidates clearly behind the leader between rounds of repeats.
     max_rows : int
         Row budget of the trials (stratified subsample).
     device : {"auto", "cpu", "cuda"}
@@ -423,8 +315,7 @@ def recommend(
         Polled between training steps; returning True stops the trials. Results so far are kept and the
         affected heads say ``stopped_by='cancelled'``.
     random_state : int
-        Seed of sampling and splits; the same inputs and seed give the same ranking when epochs (not time)
-        stop the trials.
+        Seed of sampling, splits and initialisation.
 
     Returns
     -------
@@ -436,7 +327,8 @@ def recommend(
         A bad option, task description, spec or data file; each error names its field.
     """
     started = time.perf_counter()
-    resolved_device = check_options(budget_s, seeds, epochs, max_rows, device)
+    resolved_device = check_options(budget_s, repeats, epochs, max_rows, device)
+    stated = _training(training)
     description, real = _load(data_or_task, target, task, max_rows, random_state)
     description = _with_metric(_with_traits(description, traits), metric)
     timings = {"load": time.perf_counter() - started}
@@ -445,7 +337,17 @@ def recommend(
     timings["rules"] = time.perf_counter() - mark
     if trials and resolved_device == "cpu":
         configure_cpu_runtime()
-    seed_list = tuple(range(random_state, random_state + seeds))
+    options = TrialOptions(
+        repeats=repeats,
+        epochs=(stated and stated.epochs) or epochs,
+        budget_s=budget_s,
+        device=resolved_device,
+        seed=random_state,
+        lr=(stated and stated.lr) or TrainConfig.lr,
+        batch_size=stated and stated.batch_size,
+        protocols=protocols_for(stated),
+        race=race,
+    )
     heads: list[HeadResult] = []
     cancelled = False
     for head in description.heads:
@@ -466,39 +368,35 @@ def recommend(
             )
             continue
         mark = time.perf_counter()
-        if real is None:
-            data = synthetic_data(head, description, max_rows=max_rows, seed=random_state)
-        else:
-            x, y = real[head.name]
-            data = split(x, y, head, max_rows=max_rows, seed=random_state)
+        data = _trial_data(head, description, real, max_rows, random_state)
         remaining = max(budget_s - (time.perf_counter() - started) + timings["load"], 1.0)
-        config = TrainConfig(
-            seeds=seed_list,
-            epochs=epochs,
-            device=resolved_device,
-            batch_size=_batch_size(head, len(data.x_train)),
-            budget_s=remaining / (len(description.heads) - len(heads)),
-        )
+        head_options = replace(options, budget_s=remaining / (len(description.heads) - len(heads)))
         on_epoch = None if progress is None else (lambda p, name=head.name: progress(HeadProgress(name, p)))
-        trials_run = _run_trials(head_candidates, data, config, head.metric, on_epoch, cancel)
-        evidence = [_evidence(c, trials_run, head.metric, seed_list) for c in head_candidates]
-        ranked = _ranked(head_candidates, evidence, higher)
+        measured = evaluate_head(head_candidates, data, head_options, progress=on_epoch, cancel=cancel)
+        ranked = _ranked(head_candidates, measured.evidence, higher)
         source = "synthetic" if data.synthetic else "data"
         heads.append(HeadResult(
             head=head.name, type=head.type, metric=head.metric, higher_is_better=higher, candidates=ranked,
-            explanation=_explain(head, ranked, source, data), evidence_source=source,
-            stopped_by=trials_run.run.stopped_by, epochs_completed=trials_run.run.epochs_completed,
-            trial_seconds=round(trials_run.run.elapsed_s, 3), train_rows=len(data.x_train),
-            score_rows=len(data.y_score),
+            explanation=_explain(head, ranked, source, measured), evidence_source=source,
+            stopped_by=measured.stopped_by, epochs_completed=measured.epochs_completed,
+            trial_seconds=round(measured.elapsed_s, 3), train_rows=measured.train_rows,
+            score_rows=measured.score_rows, repeats=measured.repeats,
+            protocols=[p.describe(options.epochs) for p in options.protocols],
+            member_epochs=measured.member_epochs, cut_short=measured.cut_short,
         ))  # fmt: skip
         timings[f"trials:{head.name}"] = time.perf_counter() - mark
-        cancelled = trials_run.run.stopped_by == "cancelled"
+        cancelled = measured.stopped_by == "cancelled"
     notes = list(description.notes)
+    if any(h.cut_short for h in heads):
+        notes.append(
+            "The time cap (budget_s) bound before every planned repeat ran: the evidence is cut short and the "
+            "same input may rank differently on another machine. Raise budget_s or lower max_rows."
+        )
     if trials and any(h.type == "regression" for h in description.heads):
         notes.append(
-            "Regression trials train on a standardized target (parameters in target units, such as Huber's "
-            "delta, were rescaled to it); train the same way, especially with a variance output (gaussian_nll, "
-            "beta_nll)."
+            "Regression trials train on a rescaled target (divided by its standard deviation, and centred "
+            "unless it is non-negative; parameters in target units, such as Huber's delta, were rescaled to "
+            "it); train the same way, especially with a variance output (gaussian_nll, beta_nll)."
         )
     if cancelled:
         notes.append("Trials were cancelled; heads after the cancelled one are ranked by rules alone.")
@@ -508,8 +406,10 @@ def recommend(
     timings["total"] = time.perf_counter() - started
     settings = Settings(
         budget_s=budget_s,
-        seeds=seeds,
-        epochs=epochs,
+        repeats=repeats,
+        epochs=options.epochs,
+        training=None if stated is None else stated.model_dump(exclude_none=True),
+        race=race,
         max_rows=max_rows,
         device=resolved_device,
         trials=trials,
@@ -523,6 +423,16 @@ def recommend(
         timings={k: round(v, 4) for k, v in timings.items()},
         notes=notes,
     )
+
+
+def _trial_data(
+    head: Head, task: TaskDescription, real: dict[str, tuple[np.ndarray, np.ndarray]] | None, max_rows: int,
+    seed: int,
+) -> TrialData:  # fmt: skip
+    if real is None:
+        return synthetic_data(head, task, max_rows=max_rows, seed=seed)
+    x, y = real[head.name]
+    return prepare(x, y, head, max_rows=max_rows, seed=seed)
 
 
 def _multi_task(

@@ -1,9 +1,9 @@
-"""Ranking candidates for the user's metric: means and spreads over seeds, confidence intervals, tie groups.
+"""Ranking candidates for the user's metric: means and spreads over repeats, confidence intervals, tie groups.
 
-Seeds are paired across candidates (same data order, same initial weights), so two candidates are compared
-by their per-seed differences: a candidate ties with the best when the t-interval of its mean paired
-difference includes 0. Within a tie group the final score (mostly the metric, partly the rule prior) orders
-them: the data could not tell them apart, so the literature's judgement weighs in.
+Repeats are paired across candidates (repeat r is the same split, batch order and initial weights for every
+candidate), so two candidates are compared by their per-repeat differences: a candidate ties with the best
+when the t-interval of its mean paired difference includes 0. Within a tie group the rule prior orders them
+(then the mean): the data could not tell them apart, so the literature's judgement decides.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from scipy import stats
 
 
 @dataclass(frozen=True)
-class Evidence:
-    """Trial evidence of one candidate: its metric on each seed (NaN where a member diverged)."""
+class RepeatValues:
+    """One candidate's value in each repeat (NaN where a member diverged), repeat 0 first."""
 
     values: tuple[float, ...]
     higher_is_better: bool
@@ -36,7 +36,7 @@ class Evidence:
         return float(self.finite.std(ddof=1)) if len(self.finite) > 1 else (0.0 if len(self.finite) else None)
 
     def interval(self, level: float = 0.95) -> tuple[float, float] | None:
-        """Student-t interval of the mean over seeds (a point when only one seed survived)."""
+        """Student-t interval of the mean over repeats (a point when only one repeat survived)."""
         values = self.finite
         if not len(values):
             return None
@@ -51,24 +51,46 @@ class Evidence:
         return -math.inf if mean is None else (mean if self.higher_is_better else -mean)
 
 
-def indistinguishable(a: Evidence, b: Evidence, level: float = 0.95) -> bool:
-    """True when the paired t-interval of a - b over the seeds both ran includes 0 (with one seed, equal
-    means only)."""
-    pairs = [(x, y) for x, y in zip(a.values, b.values, strict=True) if math.isfinite(x) and math.isfinite(y)]
-    if not pairs:
+def _paired_differences(a: RepeatValues, b: RepeatValues) -> np.ndarray:
+    """a - b over the repeats both ran (a raced-out candidate ran a prefix of the repeats)."""
+    return np.array(
+        [x - y for x, y in zip(a.values, b.values, strict=False) if math.isfinite(x) and math.isfinite(y)]
+    )
+
+
+def _half_width(differences: np.ndarray, quantile: float) -> float:
+    return float(
+        stats.t.ppf(quantile, len(differences) - 1) * differences.std(ddof=1) / math.sqrt(len(differences))
+    )
+
+
+def indistinguishable(a: RepeatValues, b: RepeatValues, level: float = 0.95) -> bool:
+    """True when the paired t-interval of a - b over the repeats both ran includes 0 (with one repeat,
+    equal values only)."""
+    differences = _paired_differences(a, b)
+    if not len(differences):
         return False
-    differences = np.array([x - y for x, y in pairs])
     if len(differences) == 1 or differences.std(ddof=1) == 0:
         return bool(np.all(differences == 0))
-    half = (
-        stats.t.ppf(0.5 + level / 2, len(differences) - 1)
-        * differences.std(ddof=1)
-        / math.sqrt(len(differences))
-    )
-    return abs(differences.mean()) <= half
+    return abs(differences.mean()) <= _half_width(differences, 0.5 + level / 2)
 
 
-def tie_groups(evidence: list[Evidence]) -> list[int]:
+def clearly_behind(leader: RepeatValues, other: RepeatValues, level: float = 0.95) -> bool:
+    """Racing's drop rule: the one-sided ``level`` bound of the paired advantage of the leader is above 0
+    (at least 3 paired repeats); a candidate with no surviving repeat is behind."""
+    if other.mean is None:
+        return True
+    differences = _paired_differences(leader, other)
+    if not leader.higher_is_better:
+        differences = -differences
+    if len(differences) < 3:
+        return False
+    if differences.std(ddof=1) == 0:
+        return bool(differences.mean() > 0)
+    return differences.mean() - _half_width(differences, level) > 0
+
+
+def tie_groups(evidence: list[RepeatValues]) -> list[int]:
     """Group 1 holds the best candidate and those indistinguishable from it; group 2 the best of the rest and
     its ties; and so on. Candidates without a surviving seed get the last group."""
     groups = [0] * len(evidence)
@@ -88,27 +110,20 @@ def tie_groups(evidence: list[Evidence]) -> list[int]:
     return groups
 
 
-PRIOR_WEIGHT = 0.2
-
-
-def final_scores(evidence: list[Evidence], priors: list[float]) -> list[float]:
-    """(1 - w) x the metric rescaled to [0, 1] over the candidates (best 1) + w x the rule prior, w = 0.2.
-
-    Candidates without a surviving seed score their prior share only.
-    """
+def relative_scores(evidence: list[RepeatValues]) -> list[float]:
+    """Each candidate's mean rescaled over the candidates: 1 the best, 0 the worst (0 without a value)."""
     oriented = [e.oriented() for e in evidence]
     finite = [v for v in oriented if math.isfinite(v)]
     low, high = (min(finite), max(finite)) if finite else (0.0, 0.0)
-    scores = []
-    for value, prior in zip(oriented, priors, strict=True):
-        relative = 0.0 if not math.isfinite(value) else 1.0 if high == low else (value - low) / (high - low)
-        scores.append((1 - PRIOR_WEIGHT) * relative + PRIOR_WEIGHT * prior)
-    return scores
+    return [
+        0.0 if not math.isfinite(v) else 1.0 if high == low else (v - low) / (high - low) for v in oriented
+    ]
 
 
-def rank(evidence: list[Evidence], priors: list[float]) -> tuple[list[int], list[int], list[float]]:
-    """Candidate indices best first, their tie groups and final scores: ordered by tie group, then score."""
+def rank(evidence: list[RepeatValues], priors: list[float]) -> tuple[list[int], list[int], list[float]]:
+    """Candidate indices best first, their tie groups and relative scores: ordered by tie group, then rule
+    prior, then mean."""
     groups = tie_groups(evidence)
-    scores = final_scores(evidence, priors)
-    order = sorted(range(len(evidence)), key=lambda i: (groups[i], -scores[i], i))
+    scores = relative_scores(evidence)
+    order = sorted(range(len(evidence)), key=lambda i: (groups[i], -priors[i], -scores[i], i))
     return order, groups, scores

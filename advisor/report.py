@@ -1,7 +1,7 @@
 """One self-contained HTML report of a :class:`~advisor.recommendation.Recommendation`.
 
 ``write_report(recommendation, "report.html")`` writes a single file that opens anywhere, offline: the inferred
-task, per head the ranking table, a chart of each candidate's metric across seeds, the validation curves of the
+task, per head the ranking table, a chart of each candidate's metric across repeats, the validation curves of the
 trial fits, the rules' rationales with their references, the ``multi_task`` specs, and the winner's spec with a
 copy-ready snippet. Charts are matplotlib (Agg) PNGs embedded as base64; styles and the copy button are inline.
 Every piece of text is HTML-escaped, so rule rationales, column names or head names cannot inject markup.
@@ -228,7 +228,7 @@ def _charts(head: HeadResult) -> tuple[str, str] | None:
     style = {"font.size": 9, "text.parse_math": False, "axes.spines.top": False, "axes.spines.right": False}
     direction = "higher is better" if head.higher_is_better else "lower is better"
     with matplotlib.rc_context(style):
-        # Metric per candidate: every seed as a dot, the mean as a diamond with +/- one standard deviation.
+        # Metric per candidate: every repeat as a dot, the mean as a diamond with +/- one standard deviation.
         fig = Figure(figsize=(8.6, 0.42 * len(rows) + 1.1))
         ax = fig.add_subplot()
         for y, candidate in enumerate(rows):
@@ -237,7 +237,7 @@ def _charts(head: HeadResult) -> tuple[str, str] | None:
             color = palette[_spec_key(candidate)]
             if candidate.tie_group == 1:
                 ax.axhspan(y - 0.5, y + 0.5, color="#e6f4ea", zorder=0, lw=0)
-            values = [v for v in e.per_seed if v is not None and math.isfinite(v)]
+            values = [v for v in e.per_repeat if v is not None and math.isfinite(v)]
             offsets = [y + 0.16 * ((i % 3) - 1) for i in range(len(values))]
             ax.scatter(values, offsets, s=22, color=color, alpha=0.6, zorder=2, linewidths=0)
             if e.mean is not None:
@@ -245,19 +245,19 @@ def _charts(head: HeadResult) -> tuple[str, str] | None:
                     e.mean, y, xerr=e.std or 0.0, fmt="D", ms=6, color=color, ecolor=color,
                     capsize=3, lw=1.4, zorder=3, markeredgecolor="black", markeredgewidth=0.5,
                 )  # fmt: skip
-            if e.diverged_seeds:
-                ax.annotate(f"{e.diverged_seeds} diverged", (1.0, y), xycoords=("axes fraction", "data"),
+            if e.diverged_repeats:
+                ax.annotate(f"{e.diverged_repeats} diverged", (1.0, y), xycoords=("axes fraction", "data"),
                             ha="right", va="center", fontsize=8, color="#b00020")  # fmt: skip
         ax.set_yticks(range(len(rows)), labels=[_chart_label(c) for c in rows])
         ax.set_ylim(len(rows) - 0.5, -0.5)
-        ax.set_xlabel(f"{head.metric} on held-out rows ({direction}); dots: seeds, diamond: mean ± std")
+        ax.set_xlabel(f"{head.metric} on held-out rows ({direction}); dots: repeats, diamond: mean ± std")
         ax.grid(axis="x", color="#dddddd", lw=0.6)
         ax.set_axisbelow(True)
-        ax.set_title("shaded: tie group 1 (not distinguishable from the best at these seeds)", fontsize=8,
+        ax.set_title("shaded: tie group 1 (not distinguishable from the best at these repeats)", fontsize=8,
                      loc="left", color="#555555")  # fmt: skip
-        metric_img = _png(fig, f"{head.metric} of each candidate across seeds")
+        metric_img = _png(fig, f"{head.metric} of each candidate across repeats")
 
-        # Validation curves: one colour per trained spec, each seed faint, their mean bold.
+        # Tune-row curves: one colour per trained spec, each repeat faint, their mean bold.
         fig = Figure(figsize=(8.6, 3.8))
         ax = fig.add_subplot()
         for key in specs:
@@ -282,7 +282,7 @@ def _charts(head: HeadResult) -> tuple[str, str] | None:
         ax.set_ylabel(f"validation {head.metric}")
         ax.grid(color="#e5e5e5", lw=0.6)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-        curves_img = _png(fig, f"validation {head.metric} per epoch of each candidate")
+        curves_img = _png(fig, f"tune-row {head.metric} per epoch of each candidate")
     return metric_img, curves_img
 
 
@@ -353,8 +353,10 @@ def _metric_cell(candidate: RankedCandidate) -> str:
         return '<td class="num key">diverged</td>'
     spread = f" ± {_num(e.std, 2)}" if e.std is not None else ""
     ci = f"95% CI {_num(e.ci_low)} to {_num(e.ci_high)}" if e.ci_low is not None else ""
-    seeds = f"{len(e.per_seed)} seeds" + (f", {e.diverged_seeds} diverged" if e.diverged_seeds else "")
-    detail = ", ".join(part for part in (seeds, ci) if part)
+    repeats = f"{e.repeats} repeats" + (f", {e.diverged_repeats} diverged" if e.diverged_repeats else "")
+    if e.dropped_after:
+        repeats += f", raced out after {e.dropped_after}"
+    detail = ", ".join(part for part in (repeats, ci) if part)
     return f'<td class="num key">{_t(_num(e.mean) + spread)}<br><span class="muted small">{_t(detail)}</span></td>'
 
 
@@ -367,7 +369,7 @@ def _loss_cell(candidate: RankedCandidate) -> str:
         tuned = candidate.evidence.post_hoc_values if candidate.evidence else None
         if tuned:
             values = ", ".join(_num(v, 3) for v in tuned)
-            text += f'<br><span class="muted small">tuned per seed: {_t(values)}</span>'
+            text += f'<br><span class="muted small">tuned per repeat and protocol: {_t(values)}</span>'
     return f'<td class="key">{text}</td>'
 
 
@@ -426,12 +428,14 @@ def _evidence_summary(head: HeadResult, trials: bool) -> str:
             "by their rule priors; there is no metric evidence and no chart.</p>"
         )
     where = "your data" if head.evidence_source == "data" else "synthetic data matching the description"
-    stopped = {"epochs": "the epoch budget", "time": "the time budget", "cancelled": "cancellation",
+    stopped = {"epochs": "the epoch budget", "early_stopping": "early stopping of every member",
+               "time": "THE TIME CAP (the evidence is cut short)", "cancelled": "cancellation",
                "diverged": "divergence of every member", "not_run": "nothing"}[head.stopped_by]  # fmt: skip
     return (
         f'<p class="muted small">Evidence: quick trial fits on {_t(where)}: {head.train_rows} training rows, '
-        f"{head.score_rows} scoring rows, {head.epochs_completed} epochs in {head.trial_seconds:.1f} s, "
-        f"stopped by {_t(stopped)}.</p>"
+        f"{head.score_rows} scoring rows a repeat, {head.repeats} repeats (a fresh split each), up to "
+        f"{head.epochs_completed} epochs in {head.trial_seconds:.1f} s, stopped by {_t(stopped)}. Protocols: "
+        f"{_t('; '.join(head.protocols))}.</p>"
     )
 
 
@@ -455,7 +459,7 @@ def _head_section(head: HeadResult, index: int, charts: bool, trials: bool) -> s
             parts.append('<p class="note">Charts need matplotlib: <code>pip install matplotlib</code>.</p>')
         if images is not None:
             metric_img, curves_img = images
-            parts.append(f"<h3>{_t(head.metric)} of each candidate across seeds</h3>{metric_img}")
+            parts.append(f"<h3>{_t(head.metric)} of each candidate across repeats</h3>{metric_img}")
             shared = (
                 " Candidates that differ only by a post-hoc recipe share one trained member, so they share a "
                 "curve (curves show the metric before the recipe)."
@@ -463,8 +467,8 @@ def _head_section(head: HeadResult, index: int, charts: bool, trials: bool) -> s
                 else ""
             )
             parts.append(
-                f"<h3>Validation curves of the trial fits</h3>{curves_img}"
-                f'<p class="muted small">Faint lines: individual seeds; bold: their mean.{shared}</p>'
+                f"<h3>Tune-row curves of the trial fits</h3>{curves_img}"
+                f'<p class="muted small">Faint lines: individual repeats; bold: their mean.{shared}</p>'
             )
     parts.append(_rationales(head, index))
     top = head.candidates[0]
@@ -521,7 +525,7 @@ def _footer(rec: Recommendation) -> str:
     settings = [
         ("trials", "yes" if s.trials else "no (rules only)"),
         ("budget", f"{s.budget_s:g} s"),
-        ("seeds", s.seeds),
+        ("repeats", "by rows" if s.repeats is None else s.repeats),
         ("epochs", s.epochs),
         ("max rows", s.max_rows),
         ("device", s.device),

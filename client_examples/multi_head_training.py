@@ -51,7 +51,7 @@ class TwoHeadNet(torch.nn.Module):
 def main(epochs: int = 30, seed: int = 0) -> dict:
     torch.manual_seed(seed)
     frame = make_data(seed=seed)
-    result = advisor.recommend(frame, target=list(HEADS), epochs=5, seeds=2, max_rows=1000, budget_s=10)
+    result = advisor.recommend(frame, target=list(HEADS), epochs=5, repeats=2, max_rows=1000, budget_s=60)
     for head in result.heads:
         print(f"head '{head.head}' ({head.type}): winner {head.top.spec.loss}")
     by_scheme = {c.spec.params["weighting"]["scheme"]: c.spec for c in result.multi_task}

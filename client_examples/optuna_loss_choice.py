@@ -40,7 +40,7 @@ def load_churn(path: Path = DATA) -> tuple[np.ndarray, np.ndarray]:
 
 def main(n_trials: int = 6, top_k: int = 3, epochs: int = 6) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    result = advisor.recommend(str(DATA), target=TARGET, epochs=5, seeds=2, max_rows=1000, budget_s=10)
+    result = advisor.recommend(str(DATA), target=TARGET, epochs=5, repeats=2, max_rows=1000, budget_s=60)
     head = result.heads[0]
     offered = loss_choices(result, top_k=top_k)  # what optuna_loss_choice offers: label -> spec
     print(f"the advisor's top {len(offered)} specs for head '{head.head}' ({head.metric}):")

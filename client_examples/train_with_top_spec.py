@@ -46,7 +46,7 @@ def positive_probability(predictions: dict[str, torch.Tensor]) -> np.ndarray:
 
 def main(epochs: int = 10, seed: int = 0) -> dict:
     torch.manual_seed(seed)
-    result = advisor.recommend(str(DATA), target=TARGET, epochs=5, seeds=2, max_rows=1000, budget_s=10)
+    result = advisor.recommend(str(DATA), target=TARGET, epochs=5, repeats=2, max_rows=1000, budget_s=60)
     head = result.heads[0]
     top = head.top
     print(f"task: {head.type} head '{head.head}', ranked by {head.metric}")

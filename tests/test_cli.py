@@ -66,7 +66,7 @@ def test_recommend_on_the_bundled_csv_writes_json_and_specs(tmp_path):
     out = tmp_path / "specs.json"
     result = _run(
         "recommend", "client_examples/data/churn.csv", "--target", "churned", "--budget", "20", "--epochs", "3",
-        "--seeds", "2", "--json", "--out", str(out),
+        "--repeats", "2", "--json", "--out", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     recommendation = json.loads(result.stdout)
@@ -122,7 +122,7 @@ def test_ctrl_c_stops_trials_cleanly_and_keeps_the_result(tmp_path):
 def test_recommend_writes_a_self_contained_report(tmp_path):
     report = tmp_path / "report.html"
     result = _run(
-        "recommend", "client_examples/data/churn.csv", "--target", "churned", "--epochs", "2", "--seeds", "2",
+        "recommend", "client_examples/data/churn.csv", "--target", "churned", "--epochs", "2", "--repeats", "2",
         "--report", str(report),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -27,7 +27,7 @@ from advisor.integrations import (
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "client_examples"
-QUICK = {"budget_s": 30.0, "epochs": 3, "seeds": 2, "max_rows": 500}
+QUICK = {"budget_s": 30.0, "epochs": 3, "repeats": 2, "max_rows": 500}
 
 
 def _example(name: str):

@@ -10,7 +10,7 @@ from sklearn.datasets import load_diabetes, load_iris
 import advisor
 from advisor.core import OptionsError, recommend
 
-QUICK = {"budget_s": 30.0, "epochs": 3, "seeds": 2, "max_rows": 600}
+QUICK = {"budget_s": 30.0, "epochs": 3, "repeats": 2, "max_rows": 600}
 HEADS = {
     "binary": {"type": "binary", "class_histogram": [900, 100]},
     "multiclass": {"type": "multiclass", "class_histogram": [500, 200, 50]},
@@ -32,7 +32,9 @@ def _check_result(result, source):
     groups = [c.tie_group for c in head.candidates]
     assert groups == sorted(groups)
     for candidate in head.candidates:
-        assert candidate.evidence is not None and len(candidate.evidence.per_seed) == result.settings.seeds
+        assert (
+            candidate.evidence is not None and len(candidate.evidence.per_repeat) == result.settings.repeats
+        )
         advisor.build_loss(candidate.spec)  # every recommended spec is ready to train with
     top = head.candidates[0].evidence
     assert top.mean is not None and top.ci_low <= top.mean <= top.ci_high
@@ -72,9 +74,7 @@ def test_rules_only_ranks_by_prior_without_evidence():
 def test_same_inputs_and_seed_give_the_same_result():
     task = {"heads": [HEADS["multiclass"]], "n_features": 8}
     first, second = recommend(task, **QUICK), recommend(task, **QUICK)
-    assert (
-        first.heads[0].candidates[0].evidence.per_seed
-    )  # trials ran, so the comparison covers their results
+    assert first.heads[0].candidates[0].evidence.per_repeat  # trials ran, so the comparison covers them
     strip = {"timings": True, "heads": {"__all__": {"trial_seconds"}}}
     assert first.model_dump(exclude=strip) == second.model_dump(exclude=strip)
 
@@ -84,7 +84,7 @@ def test_post_hoc_recipes_are_tuned_on_validation():
     adjusted = next(
         c for c in result.heads[0].candidates if c.post_hoc and c.post_hoc.kind == "logit_adjustment"
     )
-    assert len(adjusted.evidence.post_hoc_values) == 2
+    assert len(adjusted.evidence.post_hoc_values) == 4  # 2 repeats x 2 protocols
     assert all(0 <= tau <= 2 for tau in adjusted.evidence.post_hoc_values)
 
 
@@ -93,7 +93,7 @@ def test_progress_and_cancel_keep_what_was_computed():
     calls = iter(range(100_000))
     result = recommend(
         {"heads": [{**HEADS["multiclass"], "name": "a"}, {**HEADS["binary"], "name": "b"}], "n_features": 8},
-        budget_s=30, epochs=50, seeds=2, max_rows=600, progress=seen.append, cancel=lambda: next(calls) > 30,
+        budget_s=30, epochs=50, repeats=2, max_rows=600, progress=seen.append, cancel=lambda: next(calls) > 30,
     )  # fmt: skip
     first, second = result.heads
     assert first.stopped_by == "cancelled" and first.evidence_source == "synthetic"
@@ -120,7 +120,9 @@ def test_several_heads_get_multi_task_specs_from_the_winners():
     ("options", "field"),
     [
         ({"budget_s": 0}, "budget_s"),
-        ({"seeds": 0}, "seeds"),
+        ({"repeats": 1}, "repeats"),
+        ({"training": {"lr": -1}}, "training.lr"),
+        ({"training": {"patience": 3}}, "training.patience"),
         ({"epochs": 0}, "epochs"),
         ({"max_rows": 10}, "max_rows"),
         ({"device": "tpu"}, "device"),
@@ -161,5 +163,5 @@ def test_logit_adjustment_reports_the_tuned_tau():
     adjusted = next(
         c for c in result.heads[0].candidates if c.post_hoc and c.post_hoc.kind == "logit_adjustment"
     )
-    values = adjusted.evidence.post_hoc_values
-    assert len(values) == 2 and adjusted.post_hoc.tau == pytest.approx(sum(values) / 2)  # median of two seeds
+    values = sorted(adjusted.evidence.post_hoc_values)
+    assert len(values) == 4 and adjusted.post_hoc.tau == pytest.approx((values[1] + values[2]) / 2)  # median

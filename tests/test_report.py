@@ -16,7 +16,7 @@ from advisor.core import recommend
 from advisor.recommendation import Recommendation
 from advisor.report import _python_literal, key_params, render_report, write_report
 
-QUICK = {"budget_s": 30.0, "epochs": 3, "seeds": 2, "max_rows": 500}
+QUICK = {"budget_s": 30.0, "epochs": 3, "repeats": 2, "max_rows": 500}
 CHURN = "client_examples/data/churn.csv"
 TWO_HEADS = {
     "heads": [
@@ -219,8 +219,8 @@ def test_diverged_and_partial_evidence_still_renders(churn):
     last = head.candidates[-1]
     broken = last.evidence.model_copy(
         update={
-            "per_seed": [None, None], "mean": None, "std": None, "ci_low": None, "ci_high": None,
-            "diverged_seeds": 2, "curves": [[0.1], []],
+            "per_repeat": [None, None], "mean": None, "std": None, "ci_low": None, "ci_high": None,
+            "diverged_repeats": 2, "curves": [[0.1], []],
         }
     )  # fmt: skip
     candidates = [*head.candidates[:-1], last.model_copy(update={"evidence": broken})]

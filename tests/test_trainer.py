@@ -11,6 +11,7 @@ import torch
 import advisor
 from advisor.task import Head
 from advisor.trials.adapters import adapter_for, seed_pooling
+from advisor.trials.data import Splits
 from advisor.trials.models import standalone_mlp
 from advisor.trials.trainer import BatchedTrainer, Member, TrainConfig, _batches
 
@@ -41,7 +42,16 @@ def _members(specs, pooled=True):
 
 def _latest_epoch_is_best():
     epochs = iter(range(10_000))
-    return lambda _candidate, _predictions: float(next(epochs))
+    return lambda _candidate, _repeat, _output: float(next(epochs))
+
+
+def _splits(n: int, repeats: int, val: int = 40) -> Splits:
+    """Every repeat trains on all rows and validates on the first ``val`` (half tune, half score)."""
+    rows = torch.arange(n)
+    return Splits(0, rows.expand(repeats, n), rows[:val].expand(repeats, val), val // 2)
+
+
+BEST = {"best_epoch": None}
 
 
 @pytest.mark.parametrize("pooled", [True, False])
@@ -52,27 +62,29 @@ def test_batched_training_equals_training_each_member_alone(pooled):
     members = _members(specs, pooled)
     assert [m.pooled for m in members] == (["mean"] * 4 + [None] if pooled else [None] * 5)
     x_val, y_val = x[:40], y[:40]
+    splits = _splits(len(x), 2)
     run = BatchedTrainer(members, x.shape[1], config).fit(
-        x, y, x_val, _latest_epoch_is_best(), higher_is_better=True
+        x, y, splits, _latest_epoch_is_best(), higher_is_better=True, patience=BEST
     )
     assert run.stopped_by == "epochs" and run.epochs_completed == 3
     for member in run.members:
-        # The same member trained alone: same seed, same batches, same loss, its own Adam.
-        model = standalone_mlp(x.shape[1], 16, 3, member.seed)
+        # The same member trained alone: same seed, same batches, same loss, its own AdamW.
+        seed = config.seeds[member.repeat]
+        model = standalone_mlp(x.shape[1], 16, 3, seed)
         loss = advisor.build_loss(specs[member.candidate])
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-        seed_index = config.seeds.index(member.seed)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=config.weight_decay)
         for epoch in range(3):
-            for indices in _batches(len(x), 32, config.seeds, epoch)[:, seed_index]:
+            for indices in _batches(splits, 32, config.seeds, epoch)[:, member.repeat]:
                 value = loss(model(x[indices]), y[indices])
                 optimizer.zero_grad()
                 value.backward()
                 optimizer.step()
         with torch.no_grad():
             alone = model(x_val)
-        assert member.best_epoch == 3
-        torch.testing.assert_close(member.best_output, alone, rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(loss(member.best_output, y_val), loss(alone, y_val), rtol=1e-5, atol=1e-6)
+        kept = member.choices["best_epoch"]
+        assert kept.epoch == 3
+        torch.testing.assert_close(kept.output, alone, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(loss(kept.output, y_val), loss(alone, y_val), rtol=1e-5, atol=1e-6)
 
 
 def test_a_diverging_member_is_stopped_and_the_others_go_on():
@@ -91,13 +103,14 @@ def test_a_diverging_member_is_stopped_and_the_others_go_on():
     run = BatchedTrainer(members, x.shape[1], TrainConfig(seeds=(0,), epochs=3, batch_size=32)).fit(
         x,
         y,
-        x[:40],
-        lambda c, p: float((p["proba"].argmax(1) == y[:40]).float().mean()),
+        _splits(len(x), 1),
+        lambda c, r, out: float((out.argmax(1) == y[:20]).float().mean()),
         higher_is_better=True,
+        patience=BEST,
     )
     healthy, broken = run.members
-    assert broken.diverged_at_epoch == 0 and len(broken.curve) == 0
-    assert healthy.diverged_at_epoch is None and len(healthy.curve) == 3
+    assert broken.diverged_at_epoch == 0 and len(broken.tune_curve) == 0
+    assert healthy.diverged_at_epoch is None and len(healthy.tune_curve) == 3
     assert all(math.isfinite(v) for v in healthy.train_loss)
 
 
@@ -106,13 +119,46 @@ def test_time_budget_cancel_and_progress():
     seen = []
     config = TrainConfig(seeds=(0, 1), epochs=500, budget_s=0.3, batch_size=16)
     run = BatchedTrainer(_members(SPECS[:2]), x.shape[1], config).fit(
-        x, y, x[:50], lambda c, p: 0.5, higher_is_better=True, progress=seen.append
-    )
+        x, y, _splits(len(x), 2), lambda c, r, o: 0.5, higher_is_better=True, patience=BEST,
+        progress=seen.append,
+    )  # fmt: skip
     assert run.stopped_by == "time" and 1 <= run.epochs_completed < 500
     assert [p.epoch for p in seen] == list(range(1, run.epochs_completed + 1))
     assert seen[-1].alive == seen[-1].members == 4 and seen[-1].best_so_far == 0.5
     calls = iter(range(10_000))
     run = BatchedTrainer(_members(SPECS[:2]), x.shape[1], config).fit(
-        x, y, x[:50], lambda c, p: 0.5, higher_is_better=True, cancel=lambda: next(calls) >= 3
-    )
+        x, y, _splits(len(x), 2), lambda c, r, o: 0.5, higher_is_better=True, patience=BEST,
+        cancel=lambda: next(calls) >= 3,
+    )  # fmt: skip
     assert run.stopped_by == "cancelled" and run.steps == 3 and run.epochs_completed == 0
+
+
+def test_early_stopping_keeps_the_best_tune_epoch_before_its_patience_ran_out():
+    x, y = _data()
+    curve = [0.5, 0.7, 0.6, 0.65, 0.69, 0.9, 0.95]  # improvement at epoch 6 comes after patience 3 ran out
+    values = iter(curve * 10)
+    seen_rows = []
+
+    def select(candidate, repeat, output):
+        seen_rows.append(output.shape[0])
+        return next(values)
+
+    config = TrainConfig(seeds=(0,), epochs=len(curve), batch_size=32, hidden=8)
+    run = BatchedTrainer(_members(SPECS[:1]), x.shape[1], config).fit(
+        x, y, _splits(len(x), 1), select, higher_is_better=True,
+        patience={"early_stopping": 3, "best_epoch": None},
+    )  # fmt: skip
+    (member,) = run.members
+    assert member.choices["early_stopping"].epoch == 2 and member.choices["early_stopping"].stopped
+    assert member.choices["best_epoch"].epoch == 7 and member.choices["best_epoch"].tune_value == 0.95
+    assert set(seen_rows) == {20}  # only the tune rows are ever rated during training
+
+
+def test_a_member_whose_every_protocol_stopped_stops_training():
+    x, y = _data()
+    config = TrainConfig(seeds=(0,), epochs=50, batch_size=32, hidden=8)
+    run = BatchedTrainer(_members(SPECS[:1]), x.shape[1], config).fit(
+        x, y, _splits(len(x), 1), lambda c, r, o: 0.5, higher_is_better=True, patience={"early_stopping": 2}
+    )
+    assert run.stopped_by == "early_stopping" and run.epochs_completed == 3
+    assert run.members[0].choices["early_stopping"].epoch == 1

@@ -1,7 +1,9 @@
-"""Trial data for one head: a stratified train / tune / score split of real or synthetic rows.
+"""Trial data for one head, and the repeated stratified splits the evidence is measured on.
 
-The tune part sets post-hoc recipes (logit-adjustment strength, decision threshold, temperature); the score
-part rates every candidate, so no candidate is rated on rows that tuned it.
+Each repeat is a fresh stratified train / tune / score split of the same rows (and, in the trainer, its own
+initialisation). Tune rows choose everything that is chosen (the epoch, the early-stopping point, post-hoc
+parameters); score rows only report, so no row both selects and reports. Because every repeat draws its own
+split, the spread over repeats covers which rows landed in the score part, not only the initialisation.
 """
 
 from __future__ import annotations
@@ -16,46 +18,62 @@ from torch import Tensor
 from advisor.task import Head, TaskDescription
 from advisor.trials.synthetic import generate
 
-VALIDATION_SHARE = 0.3
+VALIDATION_SHARE = 0.3  # of the rows; half tunes, half scores
+CLASS_HEADS = ("binary", "multiclass", "ordinal")
 
 
 @dataclass(frozen=True)
 class TrialData:
-    """Tensors for one head. Regression targets are standardized (``target_shift``, ``target_scale``)."""
+    """The rows of one head as tensors.
+
+    Regression targets are rescaled by fixed constants of the whole sample (``y * target_scale +
+    target_shift`` restores them); the rescaling chooses nothing. A non-negative target is only divided
+    (shift 0), so log-link losses (Poisson, Tweedie) still see a non-negative target.
+    """
 
     head: Head
-    x_train: Tensor
-    y_train: Tensor
-    x_val: Tensor  # tune rows first, then score rows
-    y_val: Tensor
-    tune_rows: int
+    x: Tensor
+    y: Tensor
     target_shift: float = 0.0
     target_scale: float = 1.0
     synthetic: bool = False
 
     @property
-    def y_score(self) -> Tensor:
-        return self.y_val[self.tune_rows :]
+    def rows(self) -> int:
+        return len(self.x)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Row indices of ``repeats`` splits: (repeats, rows) each, equal sizes in every repeat.
+
+    ``validation`` is tune rows first, then score rows (``tune_rows`` of them tune).
+    """
+
+    first: int  # number of the first repeat (repeats are numbered so that a race can add more)
+    train: Tensor
+    validation: Tensor
+    tune_rows: int
 
     @property
-    def y_tune(self) -> Tensor:
-        return self.y_val[: self.tune_rows]
+    def repeats(self) -> int:
+        return len(self.train)
 
     @property
-    def class_priors(self) -> Tensor | None:
-        """Training label frequencies of a single-label classification head (for logit adjustment)."""
-        if self.head.type not in ("binary", "multiclass", "ordinal"):
-            return None
-        counts = torch.bincount(self.y_train, minlength=self.head.num_classes or 2).double()
-        return (counts + 1.0) / (counts.sum() + len(counts))
+    def tune(self) -> Tensor:
+        return self.validation[:, : self.tune_rows]
+
+    @property
+    def score(self) -> Tensor:
+        return self.validation[:, self.tune_rows :]
 
 
-def _stratify(y: np.ndarray, head: Head) -> np.ndarray | None:
-    """Labels to stratify on, when every class has at least two rows."""
-    if head.type not in ("binary", "multiclass", "ordinal"):
+def _strata(y: np.ndarray, head: Head) -> np.ndarray | None:
+    """Labels to stratify on: classes with at least 4 rows (so each part can get one), else None."""
+    if head.type not in CLASS_HEADS:
         return None
     _, counts = np.unique(y, return_counts=True)
-    return y if counts.min() >= 2 else None
+    return y if counts.min() >= 4 else None
 
 
 def _subsample(
@@ -64,47 +82,67 @@ def _subsample(
     if len(x) <= rows:
         return x, y
     keep, _ = train_test_split(
-        np.arange(len(x)), train_size=rows, random_state=seed, stratify=_stratify(y, head)
+        np.arange(len(x)), train_size=rows, random_state=seed, stratify=_strata(y, head)
     )
     keep = np.sort(keep)
     return x[keep], y[keep]
 
 
 def _as_target(y: np.ndarray, head: Head) -> Tensor:
-    if head.type in ("binary", "multiclass", "ordinal", "segmentation"):
+    if head.type in (*CLASS_HEADS, "segmentation"):
         return torch.as_tensor(y, dtype=torch.long)
     return torch.as_tensor(y, dtype=torch.float32)
 
 
-def split(
+def prepare(
     x: np.ndarray, y: np.ndarray, head: Head, *, max_rows: int, seed: int = 0, synthetic: bool = False
 ) -> TrialData:
-    """Subsample to ``max_rows`` (stratified), then split train / tune / score (stratified where possible)."""
+    """Subsample to ``max_rows`` (stratified) and rescale a regression target."""
     x, y = _subsample(x, y, head, max_rows, seed)
-    index = np.arange(len(x))
-    train, val = train_test_split(
-        index, test_size=VALIDATION_SHARE, random_state=seed, stratify=_stratify(y, head)
-    )
-    tune, score = train_test_split(val, test_size=0.5, random_state=seed, stratify=_stratify(y[val], head))
     shift, scale = 0.0, 1.0
     if head.type == "regression":
-        shift, scale = float(np.mean(y[train])), float(np.std(y[train]) or 1.0)
-    y = (y - shift) / scale if head.type == "regression" else y
-    val = np.concatenate([tune, score])
+        y = np.asarray(y, dtype=float)
+        shift = 0.0 if y.min() >= 0 else float(y.mean())
+        scale = float(np.std(y) or 1.0)
+        y = (y - shift) / scale
     return TrialData(
         head=head,
-        x_train=torch.as_tensor(x[train], dtype=torch.float32),
-        y_train=_as_target(y[train], head),
-        x_val=torch.as_tensor(x[val], dtype=torch.float32),
-        y_val=_as_target(y[val], head),
-        tune_rows=len(tune),
+        x=torch.as_tensor(x, dtype=torch.float32),
+        y=_as_target(y, head),
         target_shift=shift,
         target_scale=scale,
         synthetic=synthetic,
     )
 
 
+def repeat_splits(data: TrialData, first: int, count: int, seed: int) -> Splits:
+    """Repeats ``first`` .. ``first + count - 1``: each a fresh stratified split drawn from its own seed.
+
+    Repeat r's split depends only on (seed, r), so a race that adds repeats later gets the same splits as a
+    run that asked for them all at once.
+    """
+    y = data.y.numpy()
+    labels = y if y.ndim == 1 else None
+    index = np.arange(data.rows)
+    trains, validations, tune_rows = [], [], 0
+    for repeat in range(first, first + count):
+        state = seed * 7919 + repeat
+        strata = _strata(labels, data.head) if labels is not None else None
+        train, val = train_test_split(index, test_size=VALIDATION_SHARE, random_state=state, stratify=strata)
+        val_strata = None if strata is None else _strata(labels[val], data.head)
+        tune, score = train_test_split(val, test_size=0.5, random_state=state, stratify=val_strata)
+        trains.append(np.sort(train))
+        validations.append(np.concatenate([np.sort(tune), np.sort(score)]))
+        tune_rows = len(tune)
+    return Splits(
+        first=first,
+        train=torch.as_tensor(np.stack(trains)),
+        validation=torch.as_tensor(np.stack(validations)),
+        tune_rows=tune_rows,
+    )
+
+
 def synthetic_data(head: Head, task: TaskDescription, *, max_rows: int, seed: int = 0) -> TrialData:
     """Trial data generated to match the head's description."""
     x, y = generate(head, task, rows=max_rows, seed=seed)
-    return split(x, y, head, max_rows=max_rows, seed=seed, synthetic=True)
+    return prepare(x, y, head, max_rows=max_rows, seed=seed, synthetic=True)

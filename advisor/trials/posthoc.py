@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from advisor.rules.schema import PostHoc
 from advisor.trials.adapters import Adapter
 
 Scorer = Callable[[dict[str, Tensor], Tensor], float]
@@ -82,3 +85,80 @@ def temperature(
 ) -> tuple[float, float]:
     """Fit T for log-loss on the tune rows; returns (the metric on the score rows, T)."""
     return _tuned(TEMPERATURE_GRID, lambda t: output / t, adapter, tune_rows, log_loss, score, y_val, False)
+
+
+@dataclass(frozen=True)
+class RecipeInputs:
+    """One member's raw validation output (tune rows first) and what a recipe needs to tune and score it."""
+
+    output: Tensor
+    adapter: Adapter
+    y_val: Tensor
+    tune_rows: int
+    score: Scorer
+    higher_is_better: bool
+    class_priors: Tensor | None  # training class frequencies of this repeat (single-label classification)
+    log_loss: Scorer
+
+
+class Recipe(Protocol):
+    """A post-hoc recipe: tuned on the tune rows of one member's output, scored on its score rows."""
+
+    def applies(self, inputs: RecipeInputs) -> bool: ...
+
+    def run(self, inputs: RecipeInputs) -> tuple[float, float]:
+        """(the metric on the score rows, the tuned parameter)."""
+        ...
+
+
+@dataclass(frozen=True)
+class LogitAdjustmentRecipe:
+    tau: float | None = None  # None: tuned over TAU_GRID
+
+    def applies(self, inputs: RecipeInputs) -> bool:
+        return inputs.class_priors is not None and inputs.adapter.kind == "softmax"
+
+    def run(self, inputs: RecipeInputs) -> tuple[float, float]:
+        grid = TAU_GRID if self.tau is None else (self.tau,)
+        return logit_adjustment(
+            inputs.output, inputs.adapter, inputs.class_priors, inputs.tune_rows, inputs.y_val,
+            inputs.score, inputs.higher_is_better, grid=grid,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ThresholdRecipe:
+    def applies(self, inputs: RecipeInputs) -> bool:
+        return (inputs.adapter.kind == "sigmoid" and inputs.adapter.out_dim == 1) or (
+            inputs.adapter.kind == "softmax" and inputs.adapter.out_dim == 2 and inputs.y_val.dim() == 1
+        )
+
+    def run(self, inputs: RecipeInputs) -> tuple[float, float]:
+        return threshold(
+            inputs.output,
+            inputs.adapter,
+            inputs.tune_rows,
+            inputs.y_val,
+            inputs.score,
+            inputs.higher_is_better,
+        )
+
+
+@dataclass(frozen=True)
+class TemperatureRecipe:
+    def applies(self, inputs: RecipeInputs) -> bool:
+        return inputs.adapter.kind in ("softmax", "sigmoid")
+
+    def run(self, inputs: RecipeInputs) -> tuple[float, float]:
+        return temperature(
+            inputs.output, inputs.adapter, inputs.tune_rows, inputs.y_val, inputs.score, inputs.log_loss
+        )
+
+
+def recipe_for(post_hoc: PostHoc) -> Recipe:
+    """The strategy object of a candidate's post-hoc recipe."""
+    if post_hoc.kind == "logit_adjustment":
+        return LogitAdjustmentRecipe(post_hoc.tau)
+    if post_hoc.kind == "threshold":
+        return ThresholdRecipe()
+    return TemperatureRecipe()

@@ -19,10 +19,10 @@ import torch
 from torch import Tensor, nn
 
 from advisor.trials.adapters import Adapter
+from advisor.trials.data import Splits
 from advisor.trials.models import StackedConvNet, StackedMLP
 
-StopReason = Literal["epochs", "time", "cancelled", "diverged"]
-Scorer = Callable[[int, dict[str, Tensor]], float]
+StopReason = Literal["epochs", "early_stopping", "time", "cancelled", "diverged"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Member:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How long and how trials train. ``budget_s`` bounds wall-clock time, ``epochs`` the passes."""
+    """How trials train: one seed per repeat, ``epochs`` passes at most, ``budget_s`` a wall-clock cap."""
 
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int = 20
@@ -48,6 +48,7 @@ class TrainConfig:
     batch_size: int = 256
     hidden: int = 64
     lr: float = 3e-3
+    weight_decay: float = 1e-4
     device: str = "cpu"
 
 
@@ -64,17 +65,48 @@ class Progress:
 
 
 @dataclass
+class Choice:
+    """The epoch a training protocol keeps for one member, and the raw validation output at that epoch."""
+
+    epoch: int | None = None
+    tune_value: float | None = None
+    output: Tensor | None = None
+    stopped: bool = False  # the protocol's patience ran out: later epochs no longer count for it
+
+
+@dataclass
 class MemberRun:
-    """The record of one (candidate, seed) member."""
+    """The record of one (candidate, repeat) member."""
 
     candidate: int
-    seed: int
-    curve: list[float] = field(default_factory=list)  # validation metric per epoch
+    repeat: int  # repeat number (its split and its initialisation seed)
+    tune_curve: list[float] = field(default_factory=list)  # tune-row metric per epoch
     train_loss: list[float] = field(default_factory=list)  # mean training loss per epoch
-    best_metric: float | None = None
-    best_epoch: int | None = None
     diverged_at_epoch: int | None = None
-    best_output: Tensor | None = None  # raw validation output at the best epoch
+    choices: dict[str, Choice] = field(default_factory=dict)  # by protocol name
+
+    @property
+    def done(self) -> bool:
+        return self.diverged_at_epoch is not None or (
+            bool(self.choices) and all(c.stopped for c in self.choices.values())
+        )
+
+    def observe(self, value: float, output: Tensor, higher_is_better: bool, patience: dict[str, int | None]):
+        """Record one epoch's tune value; each protocol keeps its best epoch until its patience runs out."""
+        self.tune_curve.append(value)
+        epoch = len(self.tune_curve)
+        for name, wait in patience.items():
+            choice = self.choices.setdefault(name, Choice())
+            if choice.stopped:
+                continue
+            better = math.isfinite(value) and (
+                choice.tune_value is None
+                or (value > choice.tune_value if higher_is_better else value < choice.tune_value)
+            )
+            if better:
+                choice.epoch, choice.tune_value, choice.output = epoch, value, output
+            elif wait is not None and epoch - (choice.epoch or 0) >= wait:
+                choice.stopped = True
 
 
 @dataclass
@@ -123,19 +155,25 @@ def configure_cpu_runtime() -> int:
     return threads
 
 
-def _batches(n: int, batch_size: int, seeds: tuple[int, ...], epoch: int) -> Tensor:
-    """(steps, seeds, batch) row indices: a fresh permutation per seed and epoch, last partial batch dropped."""
+def _batches(splits: Splits, batch_size: int, seeds: tuple[int, ...], epoch: int) -> Tensor:
+    """(steps, repeats, batch) row indices: a fresh permutation of each repeat's training rows per epoch,
+    drawn from that repeat's seed; the last partial batch is dropped."""
+    n = splits.train.shape[1]
     size = min(batch_size, n)
     steps = n // size
     orders = []
     for seed in seeds:
         generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         orders.append(torch.randperm(n, generator=generator)[: steps * size].view(steps, size))
-    return torch.stack(orders, dim=1)
+    positions = torch.stack(orders, dim=1)
+    return splits.train[torch.arange(len(seeds))[None, :, None], positions]
+
+
+Selector = Callable[[int, int, Tensor], float]
 
 
 class BatchedTrainer:
-    """Trains ``members x seeds`` small models on tabular features together.
+    """Trains ``members x repeats`` small models together, each repeat on its own split.
 
     Parameters
     ----------
@@ -145,7 +183,8 @@ class BatchedTrainer:
         ``model(out_dim, candidates)`` builds a stacked model for that many candidates x the config's seeds;
         an int is the input width of a stacked MLP.
     config : TrainConfig
-        Seeds, epochs, wall-clock budget, batch size, width, learning rate, device.
+        One seed per repeat (initialisation and batch order), epochs, wall-clock cap, batch size, width,
+        learning rate, device.
     """
 
     def __init__(self, members: list[Member], model: ModelFactory | int, config: TrainConfig) -> None:
@@ -161,10 +200,12 @@ class BatchedTrainer:
         for member in members:
             member.loss.to(self.device)
         fused = self.device.type in ("cuda", "cpu")
-        self.optimizer = torch.optim.Adam(self.models.parameters(), lr=config.lr, fused=fused)
+        self.optimizer = torch.optim.AdamW(
+            self.models.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused
+        )
 
     def _outputs(self, x: Tensor) -> list[tuple[int, int, Tensor]]:
-        """(candidate, seed index, raw output) for every member, from (seeds, batch, in) inputs."""
+        """(candidate, repeat index, raw output) for every member, from (repeats, batch, in) inputs."""
         found = []
         for model, group in zip(self.models, self.groups, strict=True):
             out = model(x)
@@ -175,68 +216,70 @@ class BatchedTrainer:
 
     def fit(
         self,
-        x_train: Tensor,
-        y_train: Tensor,
-        x_val: Tensor,
-        score: Scorer,
+        x: Tensor,
+        y: Tensor,
+        splits: Splits,
+        select: Selector,
         *,
         higher_is_better: bool,
+        patience: dict[str, int | None],
         progress: Callable[[Progress], None] | None = None,
         cancel: Callable[[], bool] | None = None,
     ) -> TrialRun:
-        """Train until the epochs, the time budget, a cancel or total divergence stops it.
+        """Train until the epochs, every protocol's patience, the time cap, a cancel or divergence stops it.
 
-        ``score(candidate, predictions)`` rates a member's validation predictions after each epoch; the best
-        epoch's raw validation output is kept for post-hoc recipes.
+        ``select(candidate, repeat index, output on the tune rows)`` rates a member after each epoch; for each
+        protocol in ``patience`` (name -> epochs without improvement before it stops; None: never) the member
+        keeps the raw validation output of its best tune epoch. Score rows are never rated here.
         """
         config, seeds = self.config, self.config.seeds
-        x_train, y_train, x_val = (t.to(self.device) for t in (x_train, y_train, x_val))
-        runs = [MemberRun(c, seed) for seed in seeds for c in range(len(self.members))]
-        by_key = {(run.candidate, seeds.index(run.seed)): run for run in runs}
+        x, y = x.to(self.device), y.to(self.device)
+        runs = [MemberRun(c, splits.first + r) for r in range(len(seeds)) for c in range(len(self.members))]
+        by_key = {(run.candidate, run.repeat - splits.first): run for run in runs}
         alive = dict.fromkeys(by_key, True)
-        x_val_all = x_val.expand(len(seeds), *x_val.shape)
+        x_val = x[splits.validation.to(self.device)]
         self._start, self._steps = time.perf_counter(), 0
         epochs_done, stopped = 0, "epochs"
         for epoch in range(config.epochs):
-            sums, batches, stop = self._train_epoch(
-                epoch, x_train, y_train, by_key, alive, cancel, epochs_done
-            )
+            sums, batches, stop = self._train_epoch(epoch, x, y, splits, by_key, alive, cancel, epochs_done)
             if stop is not None:
                 stopped = stop
                 break
             epochs_done += 1
-            self._evaluate(x_val_all, by_key, alive, sums, batches, score, higher_is_better)
+            self._evaluate(
+                x_val, splits.tune_rows, by_key, alive, sums, batches, select, higher_is_better, patience
+            )
             if progress is not None:
-                best = [r.best_metric for r in runs if r.best_metric is not None]
+                best = [
+                    r.choices[n].tune_value
+                    for r in runs
+                    for n in r.choices
+                    if r.choices[n].tune_value is not None
+                ]
                 pick = max if higher_is_better else min
-                progress(
-                    Progress(
-                        epoch + 1,
-                        config.epochs,
-                        sum(alive.values()),
-                        len(runs),
-                        pick(best) if best else None,
-                        time.perf_counter() - self._start,
-                    )
-                )
+                progress(Progress(
+                    epoch + 1, config.epochs, sum(alive.values()), len(runs), pick(best) if best else None,
+                    time.perf_counter() - self._start,
+                ))  # fmt: skip
             if not any(alive.values()):
-                stopped = "diverged"
+                diverged = all(r.diverged_at_epoch is not None for r in runs)
+                stopped = "diverged" if diverged else "early_stopping"
                 break
         return TrialRun(runs, stopped, epochs_done, self._steps, time.perf_counter() - self._start)
 
-    def _train_epoch(self, epoch, x_train, y_train, by_key, alive, cancel, epochs_done):
+    def _train_epoch(self, epoch, x, y, splits, by_key, alive, cancel, epochs_done):
         """One pass; returns per-member loss sums, the batch count and a stop reason (or None)."""
         sums = dict.fromkeys(by_key, 0.0)
-        batches = _batches(len(x_train), self.config.batch_size, self.config.seeds, epoch).to(self.device)
+        batches = _batches(splits, self.config.batch_size, self.config.seeds, epoch).to(self.device)
         for indices in batches:
             if not any(alive.values()):
                 break
             if cancel is not None and cancel():
                 return sums, len(batches), "cancelled"
-            # The time budget never cuts the first epoch: every member gets at least one evaluation.
+            # The time cap never cuts the first epoch: every member gets at least one evaluation.
             if epochs_done > 0 and time.perf_counter() - self._start > self.config.budget_s:
                 return sums, len(batches), "time"
-            total, values = self._step_losses(x_train[indices], y_train[indices], alive)
+            total, values = self._step_losses(x[indices], y[indices], alive)
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.optimizer.step()
@@ -252,9 +295,11 @@ class BatchedTrainer:
     def _step_losses(self, x: Tensor, y: Tensor, alive: dict) -> tuple[Tensor, dict]:
         """The sum of living members' losses and each member's value (NaN/inf marks divergence).
 
-        A candidate whose loss is a plain mean over entries is evaluated once over all its seeds' batches
-        (seeds x batch rows): times the number of seeds, that has exactly the gradient of the per-seed sum,
-        at a third of the Python overhead. Its members then share one reported value.
+        A candidate whose loss is a plain mean over entries is evaluated once over all its repeats' batches
+        (repeats x batch rows): times the number of repeats, that has exactly the gradient of the per-repeat
+        sum, at a fraction of the Python overhead. Its members then share one reported value. Members that
+        stopped (diverged, or every protocol's patience ran out) no longer train: AdamW still decays their
+        weights, but nothing they report is read after they stop.
         """
         seeds, batch = x.shape[0], x.shape[1]
         losses, keys = [], []
@@ -276,6 +321,8 @@ class BatchedTrainer:
                     target = member.adapter.loss_target(y[s])
                     losses.append(member.loss(member.adapter.loss_input(out[s, position]), target))
                     keys.append([(candidate, s)])
+        if not losses:
+            return torch.zeros((), device=x.device, requires_grad=True), {}
         stacked = torch.stack(losses)
         values = stacked.detach().cpu().tolist()
         total = torch.where(torch.isfinite(stacked), stacked, torch.zeros_like(stacked)).sum()
@@ -286,16 +333,13 @@ class BatchedTrainer:
         return total, per_member
 
     @torch.no_grad()
-    def _evaluate(self, x_val, by_key, alive, sums, batches, score, higher_is_better) -> None:
+    def _evaluate(self, x_val, tune_rows, by_key, alive, sums, batches, select, higher_is_better, patience):
         for candidate, seed_index, out in self._outputs(x_val):
             run = by_key[(candidate, seed_index)]
             if not alive[(candidate, seed_index)]:
                 continue
             run.train_loss.append(sums[(candidate, seed_index)] / max(batches, 1))
-            metric = score(candidate, self.members[candidate].adapter.predict(out))
-            run.curve.append(metric)
-            better = run.best_metric is None or (
-                metric > run.best_metric if higher_is_better else metric < run.best_metric
-            )
-            if math.isfinite(metric) and better:
-                run.best_metric, run.best_epoch, run.best_output = metric, len(run.curve), out.detach().cpu()
+            value = select(candidate, seed_index, out[:tune_rows])
+            run.observe(value, out.detach().cpu(), higher_is_better, patience)
+            if run.done:
+                alive[(candidate, seed_index)] = False
