@@ -97,11 +97,15 @@ def _with_metric(task: TaskDescription, metric: str | Mapping[str, str] | None) 
                     f"got {chosen!r}, which does not fit {head.type} head '{head.name}'; allowed: {allowed}",
                 )
             )
-        heads.append(Head.model_validate({**head.model_dump(), "metric": chosen}))
+        try:
+            heads.append(Head.model_validate({**head.model_dump(), "metric": chosen}))
+        except ValidationError as exc:  # e.g. a deviance metric on a target that can be negative
+            problems = violations_from_pydantic(exc, prefix="")
+            raise OptionsError([FieldViolation("metric", v.description) for v in problems]) from None
     return task.model_copy(update={"heads": heads})
 
 
-TRAIT_FIELDS = ("label_noise", "calibration_needed", "intervals_needed", "outputs_log_probs")
+TRAIT_FIELDS = ("label_noise", "calibration_needed", "intervals_needed", "outputs_log_probs", "tweedie_power")
 
 
 def _with_traits(task: TaskDescription, traits: Mapping[str, Mapping[str, Any]] | None) -> TaskDescription:
@@ -127,7 +131,7 @@ def _with_traits(task: TaskDescription, traits: Mapping[str, Mapping[str, Any]] 
     return task.model_copy(update={"heads": heads})
 
 
-def _training(training: Training | Mapping[str, Any] | None) -> Training | None:
+def check_training(training: Training | Mapping[str, Any] | None) -> Training | None:
     """The user's stated training protocol, validated."""
     if training is None or isinstance(training, Training):
         return training
@@ -328,7 +332,7 @@ def recommend(
     """
     started = time.perf_counter()
     resolved_device = check_options(budget_s, repeats, epochs, max_rows, device)
-    stated = _training(training)
+    stated = check_training(training)
     description, real = _load(data_or_task, target, task, max_rows, random_state)
     description = _with_metric(_with_traits(description, traits), metric)
     timings = {"load": time.perf_counter() - started}

@@ -28,6 +28,8 @@ Metric = Literal[
     "mae",
     "rmse",
     "poisson_deviance",
+    "tweedie_deviance",
+    "gamma_deviance",
     "nll",
     "pinball",
     "map",
@@ -41,8 +43,8 @@ Metric = Literal[
 
 # Metrics that fit each head type; the first is the default for balanced data.
 METRICS_BY_HEAD: dict[str, tuple[str, ...]] = {
-    "regression": ("rmse", "mae", "nll", "pinball"),
-    "count": ("poisson_deviance", "mae", "rmse"),
+    "regression": ("rmse", "mae", "nll", "pinball", "poisson_deviance", "tweedie_deviance", "gamma_deviance"),
+    "count": ("poisson_deviance", "mae", "rmse", "tweedie_deviance"),
     "binary": (
         "roc_auc",
         "average_precision",
@@ -82,3 +84,55 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     }
     for metric in get_args(Metric)
 }
+
+# What kind of judgement each metric makes; rules read it as the fact ``metric_kind``.
+# - class_balanced: a thresholded decision scored so that every class counts alike; it rewards rebalancing even
+#   at mild imbalance (selection.md: ratio 1.5-3).
+# - thresholded: a thresholded (argmax) decision scored by plain frequency (accuracy).
+# - threshold_free: scores or probabilities ranked or scored as they are; a decision threshold cannot change
+#   them, and neither can a logit shift of a two-class head for the ranking metrics (see RANKING_METRICS).
+# - deviance: the mean deviance of a log-link family (Poisson, Tweedie, gamma); needs a non-negative target
+#   (the gamma deviance a strictly positive one).
+# - other: every other metric (regression errors, likelihoods, overlaps, signal ratios, KL).
+MetricKind = Literal["class_balanced", "thresholded", "threshold_free", "deviance", "other"]
+METRIC_KIND_CHOICES: tuple[str, ...] = get_args(MetricKind)
+CLASS_BALANCED_METRICS = frozenset({"balanced_accuracy", "macro_f1"})
+THRESHOLDED_METRICS = frozenset({"accuracy"})
+THRESHOLD_FREE_METRICS = frozenset({"average_precision", "roc_auc", "log_loss", "brier", "map"})
+# Threshold-free metrics that depend only on the order of the scores: any monotone transform (a threshold, a
+# temperature, a logit shift of a two-class head) leaves them unchanged.
+RANKING_METRICS = frozenset({"average_precision", "roc_auc", "map"})
+DEVIANCE_METRICS = frozenset({"poisson_deviance", "tweedie_deviance", "gamma_deviance"})
+# The Tweedie power p of each deviance metric (None: the head's tweedie_power, DEFAULT_TWEEDIE_POWER if unset).
+DEVIANCE_POWER: dict[str, float | None] = {
+    "poisson_deviance": 1.0,
+    "tweedie_deviance": None,
+    "gamma_deviance": 2.0,
+}
+DEFAULT_TWEEDIE_POWER = 1.5
+# The powers a tweedie_deviance metric takes: 1 (Poisson) <= p <= 2 (gamma); scikit-learn's
+# mean_tweedie_deviance needs y >= 0 for 1 <= p < 2 and y > 0 for p = 2, and predictions > 0 throughout.
+TWEEDIE_POWER_RANGE = (1.0, 2.0)
+
+
+def metric_kind(metric: str) -> str:
+    """The :data:`MetricKind` of ``metric``."""
+    if metric in CLASS_BALANCED_METRICS:
+        return "class_balanced"
+    if metric in THRESHOLDED_METRICS:
+        return "thresholded"
+    if metric in THRESHOLD_FREE_METRICS:
+        return "threshold_free"
+    if metric in DEVIANCE_METRICS:
+        return "deviance"
+    return "other"
+
+
+def deviance_power(metric: str, tweedie_power: float | None = None) -> float:
+    """The Tweedie power p whose mean deviance ``metric`` is (1 Poisson, 2 gamma)."""
+    if metric not in DEVIANCE_METRICS:
+        raise ValueError(f"{metric!r} is not a deviance metric; deviance metrics: {sorted(DEVIANCE_METRICS)}")
+    fixed = DEVIANCE_POWER[metric]
+    if fixed is not None:
+        return fixed
+    return DEFAULT_TWEEDIE_POWER if tweedie_power is None else tweedie_power

@@ -20,7 +20,16 @@ from pydantic import (
 )
 
 from advisor.errors import AdvisorError
-from advisor.heads import IMBALANCED_DEFAULT_METRIC, METRICS_BY_HEAD, HeadType, Metric
+from advisor.heads import (
+    DEFAULT_TWEEDIE_POWER,
+    DEVIANCE_METRICS,
+    IMBALANCED_DEFAULT_METRIC,
+    METRICS_BY_HEAD,
+    TWEEDIE_POWER_RANGE,
+    HeadType,
+    Metric,
+    deviance_power,
+)
 from advisor.spec import loads_json, violations_from_pydantic
 
 Share = Annotated[float, Field(ge=0, le=1)]
@@ -74,6 +83,35 @@ class TargetSummary(_Model):
         return self
 
 
+def _check_deviance_target(
+    metric: str, head_type: str, target: TargetSummary | None, tweedie_power: float | None
+) -> None:
+    """A deviance metric needs a non-negative target, and the gamma deviance (p = 2) a strictly positive one;
+    a summary that shows otherwise is an error (no summary: nothing to check)."""
+    if target is None:
+        return
+    power = deviance_power(metric, tweedie_power)
+    where = f"metric {metric!r}" + (f" (tweedie_power {power:g})" if metric == "tweedie_deviance" else "")
+    if target.minimum is not None and target.minimum < 0:
+        raise ValueError(
+            f"{where} needs a non-negative target, but the target summary has minimum {target.minimum:g}; "
+            f"choose one of {', '.join(m for m in METRICS_BY_HEAD[head_type] if m not in DEVIANCE_METRICS)} "
+            "for a target that can be negative"
+        )
+    if power >= 2:
+        problem = None
+        if target.zero_share is not None and target.zero_share > 0:
+            problem = f"zero_share {target.zero_share:g}"
+        elif target.minimum is not None and target.minimum <= 0:
+            problem = f"minimum {target.minimum:g}"
+        if problem:
+            raise ValueError(
+                f"{where} needs a strictly positive target (zero_share 0 and minimum > 0), but the target "
+                f"summary has {problem}; poisson_deviance or tweedie_deviance with 1 <= tweedie_power < 2 "
+                "allow exact zeros"
+            )
+
+
 # The head types each statistic or trait applies to.
 STATISTIC_HEADS: dict[str, tuple[str, ...]] = {
     "class_histogram": CLASS_HEADS,
@@ -85,6 +123,7 @@ STATISTIC_HEADS: dict[str, tuple[str, ...]] = {
     "label_noise": LABEL_HEADS,
     "calibration_needed": ("binary", "multiclass", "multilabel"),
     "intervals_needed": ("regression", "count"),
+    "tweedie_power": ("regression", "count"),
     "outputs_log_probs": ("multiclass", "ordinal", "segmentation"),
 }
 
@@ -109,6 +148,11 @@ class Head(_Model):
         None, min_length=1, description="Mean pixel share of each foreground class (background excluded)."
     )
     sample_rate: int | None = Field(None, gt=0, description="Audio sample rate in Hz.")
+    tweedie_power: float | None = Field(
+        None,
+        description=f"Tweedie power p, 1 <= p <= 2 (1 Poisson, 2 gamma), of the tweedie_deviance metric and of "
+        f"Tweedie loss candidates; unset means {DEFAULT_TWEEDIE_POWER}.",
+    )
     metric: Metric | None = Field(None, description="The metric the head is judged by; a default per type.")
     label_noise: LabelNoise | None = Field(None, description="Known label noise.")
     calibration_needed: bool = Field(False, description="Calibrated probabilities are needed.")
@@ -127,6 +171,18 @@ class Head(_Model):
             raise ValueError(f"applies to {', '.join(allowed)} heads, not to a {head_type} head")
         return value
 
+    @field_validator("tweedie_power")
+    @classmethod
+    def _tweedie_power_in_range(cls, power: float | None) -> float | None:
+        low, high = TWEEDIE_POWER_RANGE
+        if power is not None and not low <= power <= high:  # NaN fails too
+            raise ValueError(
+                f"tweedie_power {power!r} is outside [{low:g}, {high:g}]; allowed: a Tweedie power p with "
+                f"{low:g} <= p <= {high:g} ({low:g} Poisson, {low:g} < p < {high:g} compound Poisson-gamma, "
+                f"{high:g} gamma), or unset for {DEFAULT_TWEEDIE_POWER}"
+            )
+        return power
+
     @field_validator("metric")
     @classmethod
     def _metric_fits_type(cls, metric: str | None, info: ValidationInfo) -> str | None:
@@ -134,6 +190,8 @@ class Head(_Model):
         if metric is not None and head_type is not None and metric not in METRICS_BY_HEAD[head_type]:
             allowed = ", ".join(METRICS_BY_HEAD[head_type])
             raise ValueError(f"metric {metric!r} does not fit a {head_type} head; allowed: {allowed}")
+        if metric in DEVIANCE_METRICS and head_type is not None:
+            _check_deviance_target(metric, head_type, info.data.get("target"), info.data.get("tweedie_power"))
         return metric
 
     @model_validator(mode="after")

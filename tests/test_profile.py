@@ -160,6 +160,43 @@ def test_zero_inflated_counts_report_the_exact_zero_share():
     assert any("zeros" in note and "under a Poisson" in note for note in task.notes)
 
 
+def _zero_heavy_continuous(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tweedie-like data: about 40% exact zeros, the rest a continuous gamma amount that grows with an input."""
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(n, 3))
+    amount = rng.gamma(2.0, np.exp(0.5 + 0.4 * features[:, 0]))
+    return features, np.where(rng.random(n) < 0.4, 0.0, amount)
+
+
+def test_zero_heavy_non_negative_continuous_target_reports_minimum_and_exact_zero_share():
+    features, target = _zero_heavy_continuous(3000, seed=8)
+    head = profile((features, target)).heads[0]
+    assert head.type == "regression"
+    assert head.target.minimum == 0.0 and head.target.maximum == pytest.approx(target.max())
+    assert head.target.zero_share == pytest.approx((target == 0).mean(), abs=1e-12)
+    assert 0.35 < head.target.zero_share < 0.45
+
+
+def test_profiled_zero_heavy_target_takes_a_deviance_metric_and_gets_log_link_candidates():
+    from advisor.rules import candidates
+    from advisor.task import Head
+
+    features, target = _zero_heavy_continuous(2000, seed=9)
+    task = profile((features, target))
+    for metric in ("poisson_deviance", "tweedie_deviance"):
+        # What recommend(metric=...) does with a profiled head; it used to fail with "metric 'poisson_deviance'
+        # does not fit a regression head".
+        head = Head.model_validate({**task.heads[0].model_dump(), "metric": metric})
+        found = candidates(task.model_copy(update={"heads": [head]}))
+        losses = {c.spec.loss: c for c in found}
+        assert {"tweedie", "poisson_nll"} <= set(losses), metric
+        assert losses["tweedie"].prior > losses["mse"].prior, metric
+        assert losses["poisson_nll"].spec.params["log_input"] is True
+    # The gamma deviance needs a strictly positive target: refused, naming the metric.
+    with pytest.raises(ValueError, match=r"gamma_deviance.*strictly positive"):
+        Head.model_validate({**task.heads[0].model_dump(), "metric": "gamma_deviance"})
+
+
 def test_several_zero_one_targets_make_one_multilabel_head():
     rng = np.random.default_rng(6)
     labels = (rng.random((500, 3)) < [0.5, 0.2, 0.05]).astype(int)

@@ -165,3 +165,19 @@ def test_logit_adjustment_reports_the_tuned_tau():
     )
     values = sorted(adjusted.evidence.post_hoc_values)
     assert len(values) == 4 and adjusted.post_hoc.tau == pytest.approx((values[1] + values[2]) / 2)  # median
+
+
+def test_a_deviance_metric_on_a_target_that_can_be_negative_names_the_metric():
+    task = {"heads": [{"type": "regression", "target": {"mean": 2.0, "variance": 4.0, "minimum": -1.0}}]}
+    with pytest.raises(OptionsError) as caught:
+        recommend(task, metric="poisson_deviance", trials=False)
+    assert caught.value.violations[0].field == "metric" and "non-negative" in str(caught.value)
+
+
+def test_zero_heavy_non_negative_regression_is_ranked_by_a_deviance_at_the_stated_power():
+    head = {"type": "regression", "metric": "tweedie_deviance", "tweedie_power": 1.3,
+            "target": {"mean": 2.0, "variance": 9.0, "minimum": 0.0, "zero_share": 0.4}}  # fmt: skip
+    result = recommend({"heads": [head], "n_features": 6}, **QUICK)
+    losses = {c.spec.loss: c for c in result.heads[0].candidates}
+    assert {"tweedie", "poisson_nll"} <= set(losses) and losses["tweedie"].spec.params["power"] == 1.3
+    assert all(c.evidence.mean is not None and c.evidence.mean > 0 for c in result.heads[0].candidates)

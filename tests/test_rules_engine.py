@@ -245,6 +245,58 @@ def test_tweedie_power_and_stft_resolutions():
     assert DERIVATIONS["stft_win_lengths"](audio) == [1200, 2400, 480]
 
 
+def test_tweedie_power_prefers_the_stated_power_then_the_metric_then_the_dispersion():
+    derive = DERIVATIONS["tweedie_power"]
+    # No dispersion (a regression head): 1.5.
+    assert derive(_context({"type": "regression", "target": {"minimum": 0.0, "zero_share": 0.3}})) == 1.5
+    # A stated power is used as it is, also over the dispersion (D = 5 would give 1.45) ...
+    stated = _context({"type": "count", "tweedie_power": 1.37, "target": {"mean": 2.0, "variance": 10.0}})
+    assert derive(stated) == 1.37
+    # ... but clipped into the loss's range (1 < p < 2) as [1.1, 1.9].
+    assert derive(_context({"type": "regression", "tweedie_power": 1.0})) == 1.1
+    assert derive(_context({"type": "regression", "tweedie_power": 2.0})) == 1.9
+    # The gamma deviance's p = 2, clipped.
+    assert derive(_context({"type": "regression", "metric": "gamma_deviance"})) == 1.9
+    # from_dispersion=False ignores the dispersion: 1.5 for D = 5.
+    over = _context({"type": "count", "target": {"mean": 2.0, "variance": 10.0}})
+    assert derive(over) == round(1 + math.log10(5.0) / 2 + 0.1, 2)
+    assert derive(over, from_dispersion=False) == 1.5
+
+
+@pytest.mark.parametrize(
+    ("head", "kind", "ranking"),
+    [
+        ({"type": "binary", "metric": "balanced_accuracy"}, "class_balanced", False),
+        ({"type": "multiclass", "num_classes": 3, "metric": "macro_f1"}, "class_balanced", False),
+        ({"type": "multiclass", "num_classes": 3, "metric": "accuracy"}, "thresholded", False),
+        ({"type": "binary", "metric": "average_precision"}, "threshold_free", True),
+        ({"type": "binary", "metric": "roc_auc"}, "threshold_free", True),
+        ({"type": "binary", "metric": "log_loss"}, "threshold_free", False),
+        ({"type": "binary", "metric": "brier"}, "threshold_free", False),
+        ({"type": "multilabel", "num_classes": 3, "metric": "map"}, "threshold_free", True),
+        ({"type": "regression", "metric": "poisson_deviance"}, "deviance", False),
+        ({"type": "regression", "metric": "tweedie_deviance"}, "deviance", False),
+        ({"type": "regression", "metric": "gamma_deviance"}, "deviance", False),
+        ({"type": "count"}, "deviance", False),  # poisson_deviance is the count default
+        ({"type": "regression"}, "other", False),  # rmse
+        ({"type": "segmentation", "num_classes": 2, "metric": "iou"}, "other", False),
+    ],
+)
+def test_metric_kind_and_ranking_metric_facts(head, kind, ranking):
+    facts = _context(head).facts
+    assert (facts.metric_kind, facts.ranking_metric) == (kind, ranking)
+
+
+def test_every_metric_has_a_kind_and_the_kinds_are_rule_choices(tmp_path):
+    from advisor.heads import METRIC_KIND_CHOICES, METRICS_BY_HEAD, metric_kind
+
+    for metrics in METRICS_BY_HEAD.values():
+        for metric in metrics:
+            assert metric_kind(metric) in METRIC_KIND_CHOICES
+    text = GOOD_RULE.replace("{fact: imbalance_ratio, ge: 3}", "{fact: metric_kind, eq: class_balance}")
+    assert "did you mean 'class_balanced'" in _load_error(tmp_path, text)
+
+
 def test_label_smoothing_from_noise_rate_is_clipped():
     ctx = _context({"type": "multiclass", "num_classes": 3, "label_noise": {"rate": 0.02}})
     assert DERIVATIONS["noise_label_smoothing"](ctx) == 0.05

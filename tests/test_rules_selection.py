@@ -15,6 +15,7 @@ import pytest
 
 import advisor
 from advisor.rules import Candidate, candidates, check_rules, load_rules
+from advisor.task import parse_task
 
 ANY = object()  # post_hoc wildcard for _find
 NO_POST_HOC = None
@@ -23,10 +24,41 @@ NO_POST_HOC = None
 TASKS: dict[str, list[dict[str, Any]]] = {
     "balanced_multiclass": [{"type": "multiclass", "class_histogram": [100, 110, 120]}],
     "moderate_imbalance": [{"type": "multiclass", "class_histogram": [600, 100, 100]}],
+    "moderate_imbalance_accuracy": [
+        {"type": "multiclass", "class_histogram": [600, 100, 100], "metric": "accuracy"}
+    ],
+    "mild_imbalance_macro_f1": [
+        {"type": "multiclass", "class_histogram": [200, 100, 100], "metric": "macro_f1"}
+    ],
+    "mild_imbalance_accuracy": [
+        {"type": "multiclass", "class_histogram": [200, 100, 100], "metric": "accuracy"}
+    ],
+    "near_balanced_balanced_accuracy": [
+        {"type": "multiclass", "class_histogram": [140, 100, 100], "metric": "balanced_accuracy"}
+    ],
     "long_tail": [
         {"type": "multiclass", "class_histogram": [5000, 2500, 1200, 600, 300, 150, 80, 40, 20, 10]}
     ],
+    "long_tail_accuracy": [
+        {
+            "type": "multiclass",
+            "class_histogram": [5000, 2500, 1200, 600, 300, 150, 80, 40, 20, 10],
+            "metric": "accuracy",
+        }
+    ],
     "binary_rare_positive": [{"type": "binary", "class_histogram": [990, 10]}],
+    "binary_rare_positive_balanced_accuracy": [
+        {"type": "binary", "class_histogram": [990, 10], "metric": "balanced_accuracy"}
+    ],
+    "binary_mild_balanced_accuracy": [
+        {"type": "binary", "class_histogram": [600, 300], "metric": "balanced_accuracy"}
+    ],
+    "binary_mild_roc_auc": [{"type": "binary", "class_histogram": [600, 300], "metric": "roc_auc"}],
+    "binary_mild_accuracy": [{"type": "binary", "class_histogram": [600, 300], "metric": "accuracy"}],
+    "binary_moderate_log_loss": [{"type": "binary", "class_histogram": [950, 50], "metric": "log_loss"}],
+    "binary_moderate_brier": [{"type": "binary", "class_histogram": [950, 50], "metric": "brier"}],
+    "binary_moderate_roc_auc": [{"type": "binary", "class_histogram": [950, 50], "metric": "roc_auc"}],
+    "binary_moderate_macro_f1": [{"type": "binary", "class_histogram": [950, 50], "metric": "macro_f1"}],
     "binary_moderate": [{"type": "binary", "class_histogram": [950, 50]}],
     "binary_balanced_auc": [{"type": "binary", "class_histogram": [500, 480], "metric": "roc_auc"}],
     "noise_5": [{"type": "multiclass", "num_classes": 10, "label_noise": {"rate": 0.05}}],
@@ -64,9 +96,33 @@ TASKS: dict[str, list[dict[str, Any]]] = {
     "regression_zeros": [
         {"type": "regression", "target": {"minimum": 0.0, "maximum": 500.0, "zero_share": 0.3}}
     ],
+    "regression_zeros_poisson_deviance": [
+        {
+            "type": "regression",
+            "metric": "poisson_deviance",
+            "target": {"minimum": 0.0, "maximum": 500.0, "zero_share": 0.3, "outlier_fraction": 0.0},
+        }
+    ],
+    "regression_zeros_tweedie_deviance": [
+        {
+            "type": "regression",
+            "metric": "tweedie_deviance",
+            "tweedie_power": 1.3,
+            "target": {"minimum": 0.0, "maximum": 500.0, "zero_share": 0.3},
+        }
+    ],
+    "regression_positive_gamma_deviance": [
+        {"type": "regression", "metric": "gamma_deviance", "target": {"minimum": 2.0, "zero_share": 0.0}}
+    ],
+    "regression_positive_poisson_deviance": [
+        {"type": "regression", "metric": "poisson_deviance", "target": {"minimum": 0.5, "zero_share": 0.0}}
+    ],
     "counts_poisson": [{"type": "count", "target": {"mean": 3.0, "variance": 3.3, "zero_share": 0.05}}],
     "counts_overdispersed": [{"type": "count", "target": {"mean": 2.0, "variance": 10.0, "zero_share": 0.2}}],
     "counts_excess_zeros": [{"type": "count", "target": {"mean": 2.0, "variance": 2.5, "zero_share": 0.4}}],
+    "counts_tweedie_deviance": [
+        {"type": "count", "metric": "tweedie_deviance", "target": {"mean": 2.0, "variance": 10.0}}
+    ],
     "multilabel_rare": [{"type": "multilabel", "positive_rates": [0.4, 0.02, 0.005]}],
     "multilabel_common": [{"type": "multilabel", "positive_rates": [0.3, 0.4, 0.5]}],
     "multilabel_calibration": [
@@ -105,6 +161,11 @@ DEFAULT_LOSS = {
 }
 FOCAL_FAMILY = {"focal", "binary_focal", "focal_tversky"}
 REWEIGHTING = {"logit_adjusted", "class_balanced", "ldam", "focal", "binary_focal", "asl"}
+# Written out here, not read from advisor.heads: metrics that score decisions with every class weighing alike,
+# metrics that never see a decision threshold, and those that see only the order of the scores.
+CLASS_BALANCED = {"balanced_accuracy", "macro_f1"}
+THRESHOLD_FREE = {"average_precision", "roc_auc", "log_loss", "brier"}
+RANKING = {"average_precision", "roc_auc"}
 
 
 def _task(name: str) -> dict[str, Any]:
@@ -154,6 +215,22 @@ def _losses(cands: list[Candidate]) -> set[str]:
 
 def _head(cands: list[Candidate], head: str = "y") -> list[Candidate]:
     return [c for c in cands if c.head == head]
+
+
+def _metric(name: str) -> str:
+    """The metric the first head of task ``name`` is judged by (its stated one, or the type's default)."""
+    return parse_task(_task(name)).heads[0].metric
+
+
+def _reweighted(cands: list[Candidate]) -> list[Candidate]:
+    """Candidates whose loss re-weights or re-margins the classes."""
+    return [
+        c
+        for c in cands
+        if c.spec.loss in REWEIGHTING
+        or c.spec.params.get("weight") is not None
+        or c.spec.params.get("pos_weight") is not None
+    ]
 
 
 # The rule set as a whole.
@@ -219,16 +296,21 @@ def test_baseline_of_each_head_type_is_always_present(found):
             assert plain, f"{name}: no plain {default} baseline"
 
 
-def test_imbalanced_classes_always_get_ce_with_posthoc_logit_adjustment(found):
+def test_imbalanced_classes_get_ce_with_posthoc_logit_adjustment_where_the_metric_can_see_it(found):
+    checked = 0
     for name, heads in TASKS.items():
         head = heads[0]
         histogram = head.get("class_histogram")
         if head["type"] in ("multiclass", "binary") and histogram:
             imbalanced = max(histogram) / max(min(histogram), 1) >= 3
+            # For two classes a logit shift is monotone: a ranking metric cannot see it.
+            visible = not (head["type"] == "binary" and _metric(name) in RANKING)
             hits = _find(found[name], "cross_entropy", "logit_adjustment", weight=None, label_smoothing=0.0)
-            assert bool(hits) == imbalanced, name
+            assert bool(hits) == (imbalanced and visible), name
+            checked += bool(hits)
             if hits:
                 assert hits[0].post_hoc.tau is None  # tuned on validation in [0, 2]
+    assert checked >= 8
 
 
 def test_no_focal_under_label_noise_of_five_percent_or_more(found):
@@ -256,7 +338,17 @@ def test_moderate_imbalance(found):
     cands = found["moderate_imbalance"]
     counts = [600, 100, 100]
     n, k = sum(counts), len(counts)
-    assert cands[0].spec.loss == "cross_entropy" and cands[0].post_hoc.kind == "logit_adjustment"
+    assert _metric("moderate_imbalance") == "balanced_accuracy"  # the imbalanced default
+    # Under a class-balanced metric focal with inverse-frequency alpha leads, the other re-weighted losses
+    # follow, all above plain CE and above CE with post-hoc logit adjustment.
+    assert cands[0].spec.loss == "focal" and cands[0].post_hoc is None
+    posthoc = _has(cands, "cross_entropy", "logit_adjustment")
+    plain = _has(cands, "cross_entropy", weight=None, label_smoothing=0.0)
+    for c in _reweighted(cands):
+        assert c.prior > posthoc.prior > plain.prior, c.rule_id
+    # Under accuracy the post-hoc adjustment leads as before.
+    accuracy = found["moderate_imbalance_accuracy"]
+    assert accuracy[0].spec.loss == "cross_entropy" and accuracy[0].post_hoc.kind == "logit_adjustment"
     _has(cands, "cross_entropy", weight=[n / (k * c) for c in counts])
     _has(cands, "logit_adjusted", samples_per_class=counts, tau=1.0)
     _has(cands, "class_balanced", samples_per_class=counts, beta=1 - 1 / 600, gamma=0.0)
@@ -266,30 +358,158 @@ def test_moderate_imbalance(found):
 
 
 def test_long_tail_gets_balanced_softmax_ldam_and_class_balanced_focal(found):
-    cands = found["long_tail"]
     counts = TASKS["long_tail"][0]["class_histogram"]
-    assert cands[0].post_hoc is not None and cands[0].post_hoc.kind == "logit_adjustment"
-    assert cands[1].spec.loss == "logit_adjusted" and cands[1].spec.params["tau"] == 1.0
-    _has(cands, "ldam", samples_per_class=counts, max_margin=0.5, scale=30.0)
-    cb = _has(cands, "class_balanced", samples_per_class=counts, beta=1 - 1 / 5000)
-    assert cb.spec.params["gamma"] in (0.5, 1.0, 2.0)
-    # Inverse-frequency weighted CE is the moderate-imbalance recipe (ratio 500 is severe).
-    assert not [c for c in _find(cands, "cross_entropy") if c.spec.params["weight"] is not None]
+    for name in ("long_tail", "long_tail_accuracy"):
+        cands = found[name]
+        _has(cands, "logit_adjusted", samples_per_class=counts, tau=1.0)
+        _has(cands, "ldam", samples_per_class=counts, max_margin=0.5, scale=30.0)
+        focal_cb = [
+            c
+            for c in _find(cands, "class_balanced", samples_per_class=counts, beta=1 - 1 / 5000)
+            if c.spec.params["gamma"] in (0.5, 1.0, 2.0)
+        ]
+        assert focal_cb, name
+    accuracy = found["long_tail_accuracy"]
+    assert accuracy[0].post_hoc is not None and accuracy[0].post_hoc.kind == "logit_adjustment"
+    assert accuracy[1].spec.loss == "logit_adjusted" and accuracy[1].spec.params["tau"] == 1.0
+    # Inverse-frequency weighted CE is the moderate-imbalance recipe (ratio 500 is severe) ...
+    assert not [c for c in _find(accuracy, "cross_entropy") if c.spec.params["weight"] is not None]
+    # ... unless the metric is class-balanced (the default here), which brings it at any imbalance.
+    balanced = found["long_tail"]
+    n, k = sum(counts), len(counts)
+    _has(balanced, "cross_entropy", weight=[n / (k * c) for c in counts])
+    assert balanced[0].spec.loss == "focal"
+    la = _has(balanced, "logit_adjusted", tau=1.0)
+    assert la.prior > _has(balanced, "cross_entropy", "logit_adjustment").prior
 
 
 def test_binary_rare_positive(found):
     cands = found["binary_rare_positive"]
+    assert _metric("binary_rare_positive") == "average_precision"  # the imbalanced default
     _has(cands, "bce", pos_weight=[990 / 10])
     _has(cands, "binary_focal", gamma=2.0, alpha=0.25)
     _has(cands, "binary_focal", gamma=2.0, alpha=990 / 1000)
-    _has(cands, "bce", "threshold", pos_weight=None)
-    _has(cands, "cross_entropy", "logit_adjustment")
     _has(cands, "logit_adjusted", samples_per_class=[990, 10])
-    assert cands[0].post_hoc is not None  # a post-hoc recipe on a plain loss leads
+    # Average precision sees neither a threshold nor a two-class logit shift.
+    assert all(c.post_hoc is None for c in cands)
     assert "ldam" not in _losses(cands)  # multiclass only
+    balanced = found["binary_rare_positive_balanced_accuracy"]
+    _has(balanced, "bce", "threshold", pos_weight=None)
+    _has(balanced, "cross_entropy", "logit_adjustment")
+    assert balanced[0].spec.loss == "binary_focal" and balanced[0].spec.params["alpha"] == pytest.approx(0.99)
     moderate = found["binary_moderate"]
     _has(moderate, "bce", pos_weight=[19.0])
     _has(moderate, "cross_entropy", weight=[1000 / (2 * 950), 1000 / (2 * 50)])
+
+
+def test_binary_mild_imbalance_under_balanced_accuracy_ranks_reweighted_losses_above_bce(found):
+    cands = found["binary_mild_balanced_accuracy"]  # [600, 300]: ratio 2, below the moderate band
+    neg, pos = 600, 300
+    n = neg + pos
+    focal = _has(cands, "binary_focal", gamma=2.0, alpha=neg / n)
+    pos_weight = _has(cands, "bce", pos_weight=[neg / pos])
+    weighted = _has(cands, "cross_entropy", weight=[n / (2 * neg), n / (2 * pos)])
+    adjusted = _has(cands, "logit_adjusted", samples_per_class=[neg, pos], tau=1.0)
+    balanced = _has(cands, "class_balanced", samples_per_class=[neg, pos], beta=1 - 1 / neg, gamma=0.0)
+    plain = _has(cands, "bce", pos_weight=None)
+    threshold = _has(cands, "bce", "threshold", pos_weight=None)
+    reweighted = [focal, pos_weight, weighted, adjusted, balanced]
+    assert all(c.prior > threshold.prior > plain.prior for c in reweighted)
+    # The measured order: focal with inverse-frequency alpha first, weighted losses next.
+    assert cands[0] == focal
+    assert focal.prior > pos_weight.prior and focal.prior > weighted.prior
+    order = [c.key() for c in cands]
+    assert all(order.index(c.key()) < order.index(plain.key()) for c in reweighted)
+    # The same histogram under accuracy or ROC AUC (no class-balanced metric, ratio < 3): no re-weighting.
+    for name in ("binary_mild_accuracy", "binary_mild_roc_auc"):
+        assert not _reweighted(found[name]), name
+
+
+def test_multiclass_mild_imbalance_under_macro_f1_gets_reweighted_candidates(found):
+    cands = found["mild_imbalance_macro_f1"]
+    counts = [200, 100, 100]
+    n, k = sum(counts), len(counts)
+    inverse = [1 / c for c in counts]
+    focal = _has(cands, "focal", gamma=2.0, alpha=[w / sum(inverse) for w in inverse])
+    weighted = _has(cands, "cross_entropy", weight=[n / (k * c) for c in counts])
+    adjusted = _has(cands, "logit_adjusted", samples_per_class=counts, tau=1.0)
+    balanced = _has(cands, "class_balanced", samples_per_class=counts, beta=1 - 1 / 200, gamma=0.0)
+    plain = _has(cands, "cross_entropy", weight=None, label_smoothing=0.0)
+    assert cands[0] == focal
+    assert all(c.prior > plain.prior for c in (focal, weighted, adjusted, balanced))
+    # Ratio 2 under accuracy, and ratio 1.4 under balanced accuracy: no real imbalance to correct.
+    assert not _reweighted(found["mild_imbalance_accuracy"])
+    assert not _reweighted(found["near_balanced_balanced_accuracy"])
+
+
+def test_reweighted_candidates_rank_above_plain_ce_whenever_the_metric_is_class_balanced(found):
+    checked = 0
+    for name, heads in TASKS.items():
+        head = heads[0]
+        histogram = head.get("class_histogram")
+        if head["type"] not in ("multiclass", "binary") or not histogram or head.get("calibration_needed"):
+            continue
+        if head.get("label_noise"):  # no focal under label noise; the noise rules have their own test
+            continue
+        if _metric(name) not in CLASS_BALANCED or max(histogram) / max(min(histogram), 1) < 1.5:
+            continue
+        cands = found[name]
+        default = DEFAULT_LOSS[head["type"]]
+        plain = (
+            _has(cands, default, pos_weight=None) if default == "bce" else _has(cands, default, weight=None)
+        )
+        # The recipes the evidence names: focal with inverse-frequency alpha (binary: also BCE with pos_weight),
+        # weighted CE, logit-adjusted CE with tau 1, class-balanced CE.
+        if head["type"] == "binary":
+            neg, pos = histogram
+            named = [
+                _has(cands, "binary_focal", gamma=2.0, alpha=neg / (neg + pos)),
+                _has(cands, "bce", pos_weight=[min(neg / pos, 100.0)]),
+            ]
+        else:
+            inverse = [1 / max(c, 1) for c in histogram]
+            named = [_has(cands, "focal", gamma=2.0, alpha=[w / sum(inverse) for w in inverse])]
+        n, k = sum(histogram), len(histogram)
+        named += [
+            _has(cands, "cross_entropy", weight=[n / (k * max(c, 1)) for c in histogram]),
+            _has(cands, "logit_adjusted", samples_per_class=histogram, tau=1.0),
+            _has(cands, "class_balanced", samples_per_class=histogram, gamma=0.0),
+        ]
+        assert cands[0] == named[0], name
+        assert all(c.prior > plain.prior for c in named), name
+        posthoc = [c for c in cands if c.post_hoc is not None]
+        assert all(c.prior > p.prior for c in named for p in posthoc), name
+        checked += 1
+    assert checked >= 5
+
+
+def test_threshold_free_metrics_get_no_recipe_they_cannot_see(found):
+    checked = 0
+    for name, heads in TASKS.items():
+        head = heads[0]
+        if head["type"] != "binary":
+            continue
+        metric = _metric(name)
+        kinds = {c.post_hoc.kind for c in found[name] if c.post_hoc}
+        if metric in THRESHOLD_FREE:
+            assert "threshold" not in kinds, name
+            checked += 1
+        if metric in RANKING:
+            assert "logit_adjustment" not in kinds, name
+    assert checked >= 6
+    # A metric that scores the probabilities themselves can see a logit shift, and decision metrics a threshold.
+    for name in ("binary_moderate_log_loss", "binary_moderate_brier"):
+        _has(found[name], "cross_entropy", "logit_adjustment")
+    for name in (
+        "binary_moderate_macro_f1",
+        "binary_rare_positive_balanced_accuracy",
+        "binary_mild_accuracy",
+    ):
+        _has(found[name], "bce", "threshold")
+    # No candidate under a ranking metric differs from another only by a recipe the metric cannot see.
+    for name in ("binary_moderate", "binary_moderate_roc_auc"):
+        specs = [c.spec.to_json() for c in found[name]]
+        assert len(specs) == len(set(specs)), name
 
 
 def test_balanced_binary_with_ranking_metric_has_no_imbalance_machinery(found):
@@ -378,6 +598,43 @@ def test_regression_metric_intervals_and_heteroscedasticity(found):
     _has(hetero, "quantile", quantiles=[0.05, 0.5, 0.95])
     assert "beta_nll" not in _losses(found["regression_clean"])
     _has(found["regression_zeros"], "tweedie", power=1.5)
+
+
+def test_zero_heavy_non_negative_regression_under_a_deviance_metric_gets_log_link_losses(found):
+    cands = found["regression_zeros_poisson_deviance"]
+    mse = _has(cands, "mse")
+    poisson = _has(cands, "poisson_nll", log_input=True)
+    tweedie = _has(cands, "tweedie", power=1.5)
+    assert cands[0] == poisson  # Poisson NLL is the Poisson deviance up to a constant
+    assert poisson.prior > mse.prior and tweedie.prior > mse.prior
+    # tweedie_deviance with a stated power: the Tweedie loss at that power leads.
+    stated = found["regression_zeros_tweedie_deviance"]
+    assert stated[0].spec.loss == "tweedie" and stated[0].spec.params["power"] == pytest.approx(1.3)
+    assert _has(stated, "poisson_nll", log_input=True).prior > _has(stated, "mse").prior
+    # Without zeros, a deviance metric still brings both; the gamma deviance (p = 2) the loss's largest power.
+    for name, power in (
+        ("regression_positive_poisson_deviance", 1.5),
+        ("regression_positive_gamma_deviance", 1.9),
+    ):
+        found_here = found[name]
+        mse_here = _has(found_here, "mse")
+        assert _has(found_here, "tweedie", power=power).prior > mse_here.prior, name
+        assert _has(found_here, "poisson_nll", log_input=True).prior > mse_here.prior, name
+    # Zeros under RMSE: the log-link losses are trials, MSE (the metric itself) leads.
+    rmse = found["regression_zeros"]
+    assert rmse[0].spec.loss == "mse"
+    _has(rmse, "tweedie", power=1.5)
+    _has(rmse, "poisson_nll", log_input=True)
+    # No zeros, no deviance metric: neither.
+    assert not (_losses(found["regression_clean"]) & {"tweedie", "poisson_nll"})
+
+
+def test_count_head_under_tweedie_deviance_trains_at_the_metric_power(found):
+    cands = found["counts_tweedie_deviance"]
+    assert cands[0].spec.loss == "tweedie" and cands[0].spec.params["power"] == pytest.approx(1.5)
+    dispersion = 10.0 / 2.0
+    _has(cands, "tweedie", power=round(1 + math.log10(dispersion) / 2 + 0.1, 2))
+    _has(cands, "poisson_nll", log_input=True)
 
 
 def test_counts_by_dispersion_and_zeros(found):

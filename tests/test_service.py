@@ -21,7 +21,7 @@ from tests.service_helpers import ServerProcess, details, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = pb.TaskDescription(heads=[pb.Head(type="multiclass", class_histogram=[500, 150, 40])], n_features=8)
-QUICK = pb.Options(epochs=3, seeds=2, max_rows=500, budget_s=20)
+QUICK = pb.Options(epochs=3, repeats=2, max_rows=500, budget_s=20)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_recommend_rules_only_and_with_trials(server):
     head = result.heads[0]
     assert head.evidence_source == "synthetic" and head.epochs_completed == 3
     top = head.candidates[0]
-    assert top.evidence.mean > 0 and len(top.evidence.per_seed) == 2
+    assert top.evidence.mean > 0 and len(top.evidence.per_repeat) == 2
     assert advisor.build_loss(top.spec_json).spec().model_dump() == dict(top.spec)
 
 
@@ -106,7 +106,7 @@ def test_recommend_on_csv_and_arrow_datasets(server):
          "task.heads.0.metric", "INVALID_TASK"),
         (pb.RecommendRequest(task=pb.TaskDescription(heads=[pb.Head(type="multiclas")])),
          "task.heads.0.type", "INVALID_TASK"),
-        (pb.RecommendRequest(task=TASK, options=pb.Options(seeds=0)), "options.seeds", "INVALID_OPTIONS"),
+        (pb.RecommendRequest(task=TASK, options=pb.Options(repeats=1)), "options.repeats", "INVALID_OPTIONS"),
         (pb.RecommendRequest(), "task", "INVALID_TASK"),
         (pb.RecommendRequest(dataset=pb.Dataset(csv=b"x" * 600_000)), "dataset.csv", "DATASET_TOO_LARGE"),
         (pb.RecommendRequest(dataset=pb.Dataset(csv=b"a,b\n1,2\n3", target_columns=["zzz"]), options=QUICK),
@@ -136,14 +136,14 @@ def test_a_deadline_shorter_than_the_work(server):
     code, found = _error(server.stub.Recommend, pb.RecommendRequest(task=TASK), timeout=1.0)
     assert code == grpc.StatusCode.DEADLINE_EXCEEDED and found["reason"] == "DEADLINE_TOO_SHORT"
     # A longer deadline than trials need, but shorter than the budget asked for: the budget shrinks to fit.
-    long_budget = pb.Options(epochs=1000, seeds=2, max_rows=500, budget_s=300)
+    long_budget = pb.Options(epochs=1000, repeats=2, max_rows=500, budget_s=300)
     started = time.monotonic()
     result = server.stub.Recommend(pb.RecommendRequest(task=TASK, options=long_budget), timeout=8.0)
     assert time.monotonic() - started < 8.0 and result.heads[0].stopped_by == "time"
 
 
 def test_client_cancel_mid_stream_stops_the_worker(server):
-    long_run = pb.Options(epochs=1000, seeds=2, max_rows=500, budget_s=300)
+    long_run = pb.Options(epochs=1000, repeats=2, max_rows=500, budget_s=300)
     stream = server.stub.RecommendStream(pb.RecommendRequest(task=TASK, options=long_run), timeout=300)
     first = next(stream)
     assert first.WhichOneof("event") == "progress"
@@ -156,7 +156,7 @@ def test_client_cancel_mid_stream_stops_the_worker(server):
 
 def _admitted(server) -> bool:
     try:
-        server.stub.Recommend(pb.RecommendRequest(task=TASK, options=pb.Options(epochs=1, seeds=1, max_rows=200)),
+        server.stub.Recommend(pb.RecommendRequest(task=TASK, options=pb.Options(epochs=1, repeats=2, max_rows=200)),
                               timeout=60)  # fmt: skip
         return True
     except grpc.RpcError as error:
@@ -166,7 +166,7 @@ def _admitted(server) -> bool:
 
 
 def test_burst_above_admission_is_shed_while_health_stays_serving(server):
-    busy = pb.Options(epochs=1000, seeds=2, max_rows=500, budget_s=6)
+    busy = pb.Options(epochs=1000, repeats=2, max_rows=500, budget_s=6)
     holder = threading.Thread(target=server.stub.Recommend, args=(pb.RecommendRequest(task=TASK, options=busy),),
                               kwargs={"timeout": 60})  # fmt: skip
     holder.start()
@@ -197,7 +197,7 @@ def test_sigterm_lets_the_call_finish_and_refuses_new_ones():
         results = {}
 
         def call() -> None:
-            options = pb.Options(epochs=1000, seeds=2, max_rows=500, budget_s=4)
+            options = pb.Options(epochs=1000, repeats=2, max_rows=500, budget_s=4)
             results["response"] = server.stub.Recommend(
                 pb.RecommendRequest(task=TASK, options=options), timeout=60
             )
@@ -243,9 +243,9 @@ def test_bearer_token_auth_on_and_off():
 def test_python_client_round_trips_a_recommendation(server):
     with AdvisorClient(server.address, timeout=120) as client:
         remote = client.recommend({"heads": [{"type": "binary", "class_histogram": [900, 100]}], "n_features": 8},
-                                  epochs=2, seeds=2, max_rows=500)  # fmt: skip
+                                  epochs=2, repeats=2, max_rows=500)  # fmt: skip
         seen = []
-        streamed = client.recommend_stream("client_examples/data/churn.csv", target="churned", epochs=2, seeds=2,
+        streamed = client.recommend_stream("client_examples/data/churn.csv", target="churned", epochs=2, repeats=2,
                                            max_rows=500, on_progress=seen.append)  # fmt: skip
     assert remote.heads[0].candidates[0].evidence is not None and remote.best().spec.loss
     assert streamed.task.source == "data" and [p.epoch for p in seen] == [1, 2]
@@ -288,7 +288,7 @@ def test_an_independent_node_client_written_against_the_proto(server):
 def test_cli_recommend_through_the_server_prints_the_same_result(server):
     import json
 
-    args = ["recommend", "client_examples/data/churn.csv", "--target", "churned", "--epochs", "2", "--seeds", "2",
+    args = ["recommend", "client_examples/data/churn.csv", "--target", "churned", "--epochs", "2", "--repeats", "2",
             "--json"]  # fmt: skip
     local = subprocess.run([sys.executable, "-m", "advisor", *args], capture_output=True, text=True, cwd=ROOT)
     remote = subprocess.run([sys.executable, "-m", "advisor", *args, "--server", server.address],

@@ -319,7 +319,7 @@ class PoissonNLLParams(LossParams):
 
 @register_loss(
     "poisson_nll",
-    heads=("count",),
+    heads=("count", "regression"),
     input="log-rate (N, *) when log_input, else rate >= 0",
     target="counts >= 0, same shape as input",
     reference="Nelder & Wedderburn (1972), Generalized Linear Models; torch.nn.PoissonNLLLoss",

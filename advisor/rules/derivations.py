@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from advisor.heads import DEFAULT_TWEEDIE_POWER, deviance_power
 from advisor.rules.facts import Facts
 from advisor.task import Head, TaskDescription
 
@@ -135,14 +136,30 @@ def huber_delta(ctx: RuleContext, *, factor: float = 1.345) -> float:
     return round(factor * scale, 6)
 
 
+# The Tweedie loss takes 1 < p < 2; estimated or stated powers are clipped to this range (selection.md), and
+# the ends have their own losses (poisson_nll for p = 1) or are approximated (p = 2, gamma, by 1.9).
+_TWEEDIE_LOSS_POWERS = (1.1, 1.9)
+
+
 @derivation
-def tweedie_power(ctx: RuleContext) -> float:
-    """Tweedie power from the dispersion: 1.5 by default, nearer 1.1 for Poisson-like and 1.9 for very
-    overdispersed targets, clipped to [1.1, 1.9]."""
-    dispersion = ctx.facts.dispersion
-    if dispersion is None:
-        return 1.5
-    return round(min(max(1.0 + math.log10(max(dispersion, 1.0)) / 2 + 0.1, 1.1), 1.9), 2)
+def tweedie_power(ctx: RuleContext, *, from_dispersion: bool = True) -> float:
+    """Tweedie power of a loss, clipped to [1.1, 1.9].
+
+    The head's stated ``tweedie_power`` as it is; else 2 (clipped to 1.9) under the gamma deviance; else, with
+    ``from_dispersion``, from the count dispersion D: 1 + log10(D) / 2 + 0.1 to 2 decimals, nearer 1.1 for
+    Poisson-like and 1.9 for very overdispersed counts; else 1.5.
+    """
+    low, high = _TWEEDIE_LOSS_POWERS
+    stated, dispersion = ctx.head.tweedie_power, ctx.facts.dispersion
+    if stated is not None:
+        power = stated
+    elif ctx.head.metric == "gamma_deviance":
+        power = deviance_power("gamma_deviance")
+    elif from_dispersion and dispersion is not None:
+        power = round(1.0 + math.log10(max(dispersion, 1.0)) / 2 + 0.1, 2)
+    else:
+        power = DEFAULT_TWEEDIE_POWER
+    return float(min(max(power, low), high))
 
 
 def _scaled_resolutions(ctx: RuleContext, reference: tuple[int, ...]) -> list[int]:

@@ -37,7 +37,11 @@ class Candidate(BaseModel):
     head: str = Field(description="Head name, or '*' for a multi_task candidate over every head.")
     spec: LossSpec = Field(description="The loss, every parameter filled in.")
     post_hoc: PostHoc | None = Field(None, description="A prediction-time recipe that goes with the loss.")
-    prior: float = Field(ge=0, le=1, description="Rule prior: how strongly the literature backs it here.")
+    prior: float = Field(
+        ge=0,
+        le=1,
+        description="Rule prior: the belief that it is among the best here; orders ties (rules/README.md).",
+    )
     rule_id: str = Field(description="The rule that proposed it.")
     title: str
     rationale: str

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from advisor.heads import HeadType, Metric
+from advisor.heads import RANKING_METRICS, HeadType, Metric, MetricKind, metric_kind
 from advisor.task import IMBALANCE_THRESHOLD, Head, TaskDescription
 
 Share = Annotated[float, Field(ge=0, le=1)]
@@ -27,6 +27,15 @@ class Facts(BaseModel):
 
     head_type: HeadType = Field(description="Type of the head.")
     metric: Metric = Field(description="Metric the head is judged by.")
+    metric_kind: MetricKind = Field(
+        description="What the metric judges: class_balanced (balanced_accuracy, macro_f1), thresholded "
+        "(accuracy), threshold_free (average_precision, roc_auc, log_loss, brier, map), deviance "
+        "(poisson_deviance, tweedie_deviance, gamma_deviance) or other."
+    )
+    ranking_metric: bool = Field(
+        description="The metric depends only on the order of the scores (average_precision, roc_auc, map): "
+        "no threshold, temperature or two-class logit shift can change it."
+    )
     n_heads: int = Field(ge=1, description="Number of heads in the task.")
     n_samples: int | None = Field(None, ge=1, description="Training rows.")
     n_features: int | None = Field(None, ge=0, description="Encoded input features.")
@@ -92,6 +101,8 @@ def facts_for(task: TaskDescription, head: Head) -> Facts:
     return Facts(
         head_type=head.type,
         metric=head.metric,
+        metric_kind=metric_kind(head.metric),
+        ranking_metric=head.metric in RANKING_METRICS,
         n_heads=len(task.heads),
         n_samples=task.n_samples,
         n_features=task.n_features,

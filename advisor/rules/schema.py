@@ -199,7 +199,11 @@ class Recommendation(_Model):
     loss: str = Field(description="A catalog loss name.")
     params: dict[str, Any] = Field(default_factory=dict, description="Literals or {derive: NAME, ...}.")
     post_hoc: PostHoc | None = None
-    prior: float = Field(ge=0, le=1, description="How strongly the literature backs this candidate here.")
+    prior: float = Field(
+        ge=0,
+        le=1,
+        description="Belief (literature and held-out measurements) that it is among the best here.",
+    )
     rationale: str = Field(min_length=10, description="Why, in a sentence or two.")
 
 

@@ -60,12 +60,14 @@ def task_to_proto(task: TaskDescription) -> pb.TaskDescription:
 def options_from_proto(options: pb.Options) -> dict[str, Any]:
     """Keyword arguments of ``recommend()`` that the request sets (unset fields keep the defaults)."""
     found: dict[str, Any] = {}
-    for name in ("budget_s", "seeds", "epochs", "max_rows", "trials"):
+    for name in ("budget_s", "repeats", "epochs", "max_rows", "trials", "race"):
         if options.HasField(name):
             found[name] = getattr(options, name)
     for name in ("device", "metric"):
         if getattr(options, name):
             found[name] = getattr(options, name)
+    if options.HasField("training"):
+        found["training"] = _message_dict(options.training)
     return found
 
 
@@ -83,15 +85,34 @@ def _present(**fields: Any) -> dict[str, Any]:
 def _evidence(evidence: Any) -> pb.Evidence | None:
     if evidence is None:
         return None
+    protocols = [
+        pb.ProtocolEvidence(
+            name=p.name, description=p.description, per_repeat=_nan_for_none(p.per_repeat),
+            epochs=[0 if v is None else v for v in p.epochs], **_present(mean=p.mean),
+        )
+        for p in evidence.protocols
+    ]  # fmt: skip
     return pb.Evidence(
         metric=evidence.metric,
-        per_seed=[math.nan if v is None else v for v in evidence.per_seed],
-        diverged_seeds=evidence.diverged_seeds,
-        best_epochs=[0 if v is None else v for v in evidence.best_epochs],
+        per_repeat=_nan_for_none(evidence.per_repeat),
+        diverged_repeats=evidence.diverged_repeats,
         curves=[pb.Curve(values=curve) for curve in evidence.curves],
         post_hoc_values=evidence.post_hoc_values or [],
-        **_present(mean=evidence.mean, std=evidence.std, ci_low=evidence.ci_low, ci_high=evidence.ci_high),
-    )
+        protocols=protocols,
+        repeats=evidence.repeats,
+        **_present(
+            mean=evidence.mean, std=evidence.std, ci_low=evidence.ci_low, ci_high=evidence.ci_high,
+            dropped_after=evidence.dropped_after,
+        ),
+    )  # fmt: skip
+
+
+def _nan_for_none(values: list[float | None]) -> list[float]:
+    return [math.nan if v is None else v for v in values]
+
+
+def _none_for_nan(values: Any) -> list[float | None]:
+    return [None if math.isnan(v) else v for v in values]
 
 
 def _candidate(candidate: Any) -> pb.Candidate:
@@ -137,17 +158,25 @@ def response_to_proto(recommendation: Recommendation) -> pb.RecommendResponse:
                 trial_seconds=h.trial_seconds,
                 train_rows=h.train_rows,
                 score_rows=h.score_rows,
+                repeats=h.repeats,
+                protocols=h.protocols,
+                member_epochs=h.member_epochs,
+                cut_short=h.cut_short,
             )
             for h in recommendation.heads
         ],
         multi_task=[_candidate(c) for c in recommendation.multi_task],
         settings=pb.Settings(
             budget_s=settings.budget_s,
-            seeds=settings.seeds,
             epochs=settings.epochs,
             max_rows=settings.max_rows,
             device=settings.device,
             trials=settings.trials,
+            race=settings.race,
+            **_present(
+                repeats=settings.repeats,
+                training=None if settings.training is None else pb.Training(**settings.training),
+            ),
         ),
         timings=recommendation.timings,
         notes=recommendation.notes,
@@ -164,11 +193,14 @@ def _candidate_from_proto(message: pb.Candidate) -> dict[str, Any]:
         data["evidence"] = None
     else:
         evidence = data["evidence"]
-        evidence["per_seed"] = [None if math.isnan(v) else v for v in message.evidence.per_seed]
-        evidence["best_epochs"] = [None if v == 0 else v for v in message.evidence.best_epochs]
+        evidence["per_repeat"] = _none_for_nan(message.evidence.per_repeat)
         evidence["curves"] = [list(curve.values) for curve in message.evidence.curves]
-        for name in ("mean", "std", "ci_low", "ci_high"):
+        for name in ("mean", "std", "ci_low", "ci_high", "dropped_after"):
             evidence[name] = getattr(message.evidence, name) if message.evidence.HasField(name) else None
+        for protocol, sent in zip(evidence["protocols"], message.evidence.protocols, strict=True):
+            protocol["per_repeat"] = _none_for_nan(sent.per_repeat)
+            protocol["epochs"] = [None if v == 0 else v for v in sent.epochs]
+            protocol["mean"] = sent.mean if sent.HasField("mean") else None
         if not message.evidence.post_hoc_values:
             evidence["post_hoc_values"] = None
     return data
@@ -182,6 +214,10 @@ def recommendation_from_proto(response: pb.RecommendResponse) -> Recommendation:
         data["candidates"] = [_candidate_from_proto(c) for c in head.candidates]
         heads.append(data)
     settings = _full_dict(response.settings)
+    settings["repeats"] = response.settings.repeats if response.settings.HasField("repeats") else None
+    settings["training"] = (
+        _message_dict(response.settings.training) if response.settings.HasField("training") else None
+    )
     return Recommendation.model_validate(
         {
             "task": _message_dict(response.task),

@@ -19,7 +19,14 @@ import grpc
 from google.protobuf import json_format, struct_pb2
 from google.protobuf.message import DecodeError
 
-from advisor.core import check_options, recommend
+from advisor.core import (
+    DEFAULT_BUDGET_S,
+    DEFAULT_EPOCHS,
+    DEFAULT_MAX_ROWS,
+    check_options,
+    check_training,
+    recommend,
+)
 from advisor.errors import AdvisorError, FieldViolation
 from advisor.losses import catalog, normalize_spec
 from advisor.recommendation import Recommendation
@@ -131,9 +138,11 @@ class LossAdvisorServicer:
         payload: dict[str, Any] = {"options": options, "trials": options.get("trials", True)}
         try:
             check_options(
-                options.get("budget_s", 15.0), options.get("seeds", 3), options.get("epochs", 30),
-                options.get("max_rows", 20_000), options.get("device", "auto"),
+                options.get("budget_s", DEFAULT_BUDGET_S), options.get("repeats"),
+                options.get("epochs", DEFAULT_EPOCHS), options.get("max_rows", DEFAULT_MAX_ROWS),
+                options.get("device", "auto"),
             )  # fmt: skip
+            check_training(options.get("training"))
         except AdvisorError as exc:
             await status.invalid(context, [FieldViolation(f"options.{v.field}", v.description) for v in exc.violations],
                                  "INVALID_OPTIONS")  # fmt: skip
@@ -182,7 +191,7 @@ class LossAdvisorServicer:
 
     def _budget(self, payload: dict[str, Any], context: grpc.aio.ServicerContext) -> float | None:
         """The trial budget the deadline allows, or None when the deadline is too short for any trial."""
-        budget = payload["options"].get("budget_s", 15.0)
+        budget = payload["options"].get("budget_s", DEFAULT_BUDGET_S)
         remaining = context.time_remaining()
         if remaining is None:
             return budget

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from advisor.heads import HIGHER_IS_BETTER
+from advisor.heads import DEFAULT_TWEEDIE_POWER, HIGHER_IS_BETTER
 from advisor.losses import build_loss, get_loss_info
 from advisor.ranking import RepeatValues, clearly_behind
 from advisor.recommendation import Evidence, ProtocolEvidence, candidate_label
@@ -118,10 +118,12 @@ def _restored(predictions: dict[str, Tensor], data: TrialData) -> dict[str, Tens
 def scorer(metric: str, data: TrialData) -> Scorer:
     """``score(predictions, rescaled target)`` -> the metric in the user's units."""
 
+    power = data.head.tweedie_power or DEFAULT_TWEEDIE_POWER
+
     def score(predictions: dict[str, Tensor], target: Tensor) -> float:
         if data.head.type == "regression":
             target = target * data.target_scale + data.target_shift
-        return metrics.score(metric, _restored(predictions, data), target)
+        return metrics.score(metric, _restored(predictions, data), target, tweedie_power=power)
 
     return score
 

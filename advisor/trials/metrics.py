@@ -15,8 +15,12 @@ import torch
 from sklearn import metrics as skm
 from torch import Tensor
 
+from advisor.heads import DEFAULT_TWEEDIE_POWER
+
 Predictions = dict[str, Tensor]
 _EPS = 1e-12
+# Deviances need strictly positive predicted means: predictions are clipped up to this floor first.
+PREDICTION_FLOOR = 1e-9
 _INTERVAL_LEVELS = (0.05, 0.5, 0.95)
 
 
@@ -125,6 +129,17 @@ def _pinball(predictions: Predictions, target: Tensor) -> float:
     )
 
 
+def _deviance(predictions: Predictions, target: Tensor, power: float) -> float:
+    """Mean Tweedie deviance of power ``power`` (1 Poisson, 2 gamma) of the predicted means, clipped up to
+    :data:`PREDICTION_FLOOR`; NaN when the target does not fit the power (negative, or not positive for p = 2)."""
+    y, mean = _np(target).reshape(-1), np.maximum(_np(predictions["value"]).reshape(-1), PREDICTION_FLOOR)
+    if power == 1.0:
+        return _safe(lambda: skm.mean_poisson_deviance(y, mean))
+    if power == 2.0:
+        return _safe(lambda: skm.mean_gamma_deviance(y, mean))
+    return _safe(lambda: skm.mean_tweedie_deviance(y, mean, power=power))
+
+
 def _masks(predictions: Predictions) -> np.ndarray:
     proba = _np(predictions["proba"])
     return (proba[:, 0] > 0.5).astype(int) if proba.shape[1] == 1 else proba.argmax(1)
@@ -179,9 +194,10 @@ METRICS: dict[str, Callable[[Predictions, Tensor], float]] = {
     "brier": lambda p, y: float(np.mean((_positive(p) - _np(y)) ** 2)),
     "mae": lambda p, y: float(np.mean(np.abs(_point(p) - _np(y)))),
     "rmse": lambda p, y: float(np.sqrt(np.mean((_np(p["value"]) - _np(y)) ** 2))),
-    "poisson_deviance": lambda p, y: float(
-        skm.mean_poisson_deviance(_np(y), np.maximum(_np(p["value"]), 1e-9))
-    ),
+    "poisson_deviance": lambda p, y: _deviance(p, y, 1.0),
+    # At the default power; score() passes the head's.
+    "tweedie_deviance": lambda p, y: _deviance(p, y, DEFAULT_TWEEDIE_POWER),
+    "gamma_deviance": lambda p, y: _deviance(p, y, 2.0),
     "nll": _gaussian_nll,
     "pinball": _pinball,
     "map": _map,
@@ -194,7 +210,15 @@ METRICS: dict[str, Callable[[Predictions, Tensor], float]] = {
 }
 
 
-def score(metric: str, predictions: Predictions, target: Tensor) -> float:
-    """The value of ``metric`` for ``predictions`` against ``target`` (NaN where undefined on this split)."""
+def score(
+    metric: str, predictions: Predictions, target: Tensor, *, tweedie_power: float = DEFAULT_TWEEDIE_POWER
+) -> float:
+    """The value of ``metric`` for ``predictions`` against ``target`` (NaN where undefined on this split).
+
+    ``tweedie_power`` is the power p of ``tweedie_deviance`` (1 <= p <= 2; pass ``head.tweedie_power or 1.5``);
+    other metrics ignore it.
+    """
     with torch.no_grad():
+        if metric == "tweedie_deviance":
+            return _deviance(predictions, target, float(tweedie_power))
         return METRICS[metric](predictions, target)

@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 
-from advisor.task import Head, TaskDescription
+from advisor.heads import DEVIANCE_METRICS
+from advisor.task import Head, TargetSummary, TaskDescription
 
 DEFAULT_ROWS = 4000
 IMAGE_SIZE = 24
@@ -91,6 +92,8 @@ def regression(head: Head, task: TaskDescription, limit: int, seed: int) -> tupl
     x = rng.normal(size=(rows, dim))
     w = rng.normal(size=dim) / math.sqrt(dim)
     signal = x @ w + 0.5 * np.sin(2 * x[:, 0]) + 0.3 * x[:, 1] * x[:, 2 % dim]
+    if head.metric in DEVIANCE_METRICS or (summary is not None and (summary.minimum or -1.0) >= 0):
+        return x.astype(np.float32), _non_negative(signal, summary, rng).astype(np.float32)
     heteroscedastic = summary is not None and (summary.heteroscedasticity_pvalue or 1.0) < 0.05
     noise_scale = 0.3 * (1 + 1.5 * np.abs(x[:, 0])) if heteroscedastic else 0.3
     y = signal + noise_scale * rng.normal(size=rows)
@@ -101,6 +104,16 @@ def regression(head: Head, task: TaskDescription, limit: int, seed: int) -> tupl
     sd = math.sqrt(summary.variance) if summary and summary.variance else 1.0
     y = (y - y.mean()) / (y.std() + 1e-12) * sd + mean
     return x.astype(np.float32), y.astype(np.float32)
+
+
+def _non_negative(signal: np.ndarray, summary: TargetSummary | None, rng: np.random.Generator) -> np.ndarray:
+    """A skewed positive target (log-linear mean, gamma noise) with exact zeros at the stated share,
+    rescaled to the stated mean."""
+    y = np.exp(0.7 * signal) * rng.gamma(2.0, 0.5, len(signal))
+    zero_share = (summary.zero_share or 0.0) if summary else 0.0
+    y[rng.random(len(y)) < zero_share] = 0.0
+    mean = summary.mean if summary and summary.mean else 1.0
+    return y / (y.mean() + 1e-12) * mean
 
 
 def counts(head: Head, task: TaskDescription, limit: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

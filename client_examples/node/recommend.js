@@ -43,7 +43,7 @@ function main() {
       console.log(JSON.stringify({ validate: { valid: checked.valid, spec: JSON.parse(checked.normalized_spec_json) } }));
       const request = {
         task: { heads: [{ name: "label", type: "multiclass", class_histogram: [800, 150, 50] }], n_features: 8 },
-        options: { epochs: 3, seeds: 2, max_rows: 600, budget_s: 30 },
+        options: { epochs: 3, repeats: 2, max_rows: 600, budget_s: 30 },
       };
       const stream = client.RecommendStream(request, metadata, { deadline: deadline() });
       stream.on("data", (event) => {

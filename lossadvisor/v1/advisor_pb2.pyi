@@ -30,7 +30,7 @@ class TaskDescription(_message.Message):
     def __init__(self, heads: _Optional[_Iterable[_Union[Head, _Mapping]]] = ..., n_samples: _Optional[int] = ..., n_features: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
 
 class Head(_message.Message):
-    __slots__ = ("name", "type", "num_classes", "class_histogram", "class_labels", "positive_rates", "target", "foreground_shares", "sample_rate", "metric", "label_noise", "calibration_needed", "intervals_needed", "outputs_log_probs")
+    __slots__ = ("name", "type", "num_classes", "class_histogram", "class_labels", "positive_rates", "target", "foreground_shares", "sample_rate", "metric", "label_noise", "calibration_needed", "intervals_needed", "outputs_log_probs", "tweedie_power")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +45,7 @@ class Head(_message.Message):
     CALIBRATION_NEEDED_FIELD_NUMBER: _ClassVar[int]
     INTERVALS_NEEDED_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_LOG_PROBS_FIELD_NUMBER: _ClassVar[int]
+    TWEEDIE_POWER_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     num_classes: int
@@ -59,7 +60,8 @@ class Head(_message.Message):
     calibration_needed: bool
     intervals_needed: bool
     outputs_log_probs: bool
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., num_classes: _Optional[int] = ..., class_histogram: _Optional[_Iterable[int]] = ..., class_labels: _Optional[_Iterable[str]] = ..., positive_rates: _Optional[_Iterable[float]] = ..., target: _Optional[_Union[TargetSummary, _Mapping]] = ..., foreground_shares: _Optional[_Iterable[float]] = ..., sample_rate: _Optional[int] = ..., metric: _Optional[str] = ..., label_noise: _Optional[_Union[LabelNoise, _Mapping]] = ..., calibration_needed: _Optional[bool] = ..., intervals_needed: _Optional[bool] = ..., outputs_log_probs: _Optional[bool] = ...) -> None: ...
+    tweedie_power: float
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., num_classes: _Optional[int] = ..., class_histogram: _Optional[_Iterable[int]] = ..., class_labels: _Optional[_Iterable[str]] = ..., positive_rates: _Optional[_Iterable[float]] = ..., target: _Optional[_Union[TargetSummary, _Mapping]] = ..., foreground_shares: _Optional[_Iterable[float]] = ..., sample_rate: _Optional[int] = ..., metric: _Optional[str] = ..., label_noise: _Optional[_Union[LabelNoise, _Mapping]] = ..., calibration_needed: _Optional[bool] = ..., intervals_needed: _Optional[bool] = ..., outputs_log_probs: _Optional[bool] = ..., tweedie_power: _Optional[float] = ...) -> None: ...
 
 class TargetSummary(_message.Message):
     __slots__ = ("mean", "variance", "minimum", "maximum", "zero_share", "outlier_fraction", "robust_scale", "heteroscedasticity_pvalue")
@@ -102,22 +104,38 @@ class Dataset(_message.Message):
     def __init__(self, csv: _Optional[bytes] = ..., arrow_ipc: _Optional[bytes] = ..., target_columns: _Optional[_Iterable[str]] = ..., task_type: _Optional[str] = ...) -> None: ...
 
 class Options(_message.Message):
-    __slots__ = ("budget_s", "seeds", "epochs", "max_rows", "trials", "device", "metric")
+    __slots__ = ("budget_s", "repeats", "epochs", "max_rows", "trials", "device", "metric", "training", "race")
     BUDGET_S_FIELD_NUMBER: _ClassVar[int]
-    SEEDS_FIELD_NUMBER: _ClassVar[int]
+    REPEATS_FIELD_NUMBER: _ClassVar[int]
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     MAX_ROWS_FIELD_NUMBER: _ClassVar[int]
     TRIALS_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_FIELD_NUMBER: _ClassVar[int]
+    RACE_FIELD_NUMBER: _ClassVar[int]
     budget_s: float
-    seeds: int
+    repeats: int
     epochs: int
     max_rows: int
     trials: bool
     device: str
     metric: str
-    def __init__(self, budget_s: _Optional[float] = ..., seeds: _Optional[int] = ..., epochs: _Optional[int] = ..., max_rows: _Optional[int] = ..., trials: _Optional[bool] = ..., device: _Optional[str] = ..., metric: _Optional[str] = ...) -> None: ...
+    training: Training
+    race: bool
+    def __init__(self, budget_s: _Optional[float] = ..., repeats: _Optional[int] = ..., epochs: _Optional[int] = ..., max_rows: _Optional[int] = ..., trials: _Optional[bool] = ..., device: _Optional[str] = ..., metric: _Optional[str] = ..., training: _Optional[_Union[Training, _Mapping]] = ..., race: _Optional[bool] = ...) -> None: ...
+
+class Training(_message.Message):
+    __slots__ = ("epochs", "early_stopping_patience", "lr", "batch_size")
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    EARLY_STOPPING_PATIENCE_FIELD_NUMBER: _ClassVar[int]
+    LR_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    epochs: int
+    early_stopping_patience: int
+    lr: float
+    batch_size: int
+    def __init__(self, epochs: _Optional[int] = ..., early_stopping_patience: _Optional[int] = ..., lr: _Optional[float] = ..., batch_size: _Optional[int] = ...) -> None: ...
 
 class RecommendResponse(_message.Message):
     __slots__ = ("task", "heads", "multi_task", "settings", "timings", "notes")
@@ -143,7 +161,7 @@ class RecommendResponse(_message.Message):
     def __init__(self, task: _Optional[_Union[TaskDescription, _Mapping]] = ..., heads: _Optional[_Iterable[_Union[HeadResult, _Mapping]]] = ..., multi_task: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., settings: _Optional[_Union[Settings, _Mapping]] = ..., timings: _Optional[_Mapping[str, float]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class HeadResult(_message.Message):
-    __slots__ = ("head", "type", "metric", "higher_is_better", "candidates", "explanation", "evidence_source", "stopped_by", "epochs_completed", "trial_seconds", "train_rows", "score_rows")
+    __slots__ = ("head", "type", "metric", "higher_is_better", "candidates", "explanation", "evidence_source", "stopped_by", "epochs_completed", "trial_seconds", "train_rows", "score_rows", "repeats", "protocols", "member_epochs", "cut_short")
     HEAD_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +174,10 @@ class HeadResult(_message.Message):
     TRIAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     TRAIN_ROWS_FIELD_NUMBER: _ClassVar[int]
     SCORE_ROWS_FIELD_NUMBER: _ClassVar[int]
+    REPEATS_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    CUT_SHORT_FIELD_NUMBER: _ClassVar[int]
     head: str
     type: str
     metric: str
@@ -168,7 +190,11 @@ class HeadResult(_message.Message):
     trial_seconds: float
     train_rows: int
     score_rows: int
-    def __init__(self, head: _Optional[str] = ..., type: _Optional[str] = ..., metric: _Optional[str] = ..., higher_is_better: _Optional[bool] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., explanation: _Optional[str] = ..., evidence_source: _Optional[str] = ..., stopped_by: _Optional[str] = ..., epochs_completed: _Optional[int] = ..., trial_seconds: _Optional[float] = ..., train_rows: _Optional[int] = ..., score_rows: _Optional[int] = ...) -> None: ...
+    repeats: int
+    protocols: _containers.RepeatedScalarFieldContainer[str]
+    member_epochs: int
+    cut_short: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, head: _Optional[str] = ..., type: _Optional[str] = ..., metric: _Optional[str] = ..., higher_is_better: _Optional[bool] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., explanation: _Optional[str] = ..., evidence_source: _Optional[str] = ..., stopped_by: _Optional[str] = ..., epochs_completed: _Optional[int] = ..., trial_seconds: _Optional[float] = ..., train_rows: _Optional[int] = ..., score_rows: _Optional[int] = ..., repeats: _Optional[int] = ..., protocols: _Optional[_Iterable[str]] = ..., member_epochs: _Optional[int] = ..., cut_short: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("rank", "head", "spec_json", "spec", "post_hoc", "prior", "score", "tie_group", "rule_id", "title", "rationale", "references", "evidence")
@@ -209,28 +235,46 @@ class PostHoc(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., tau: _Optional[float] = ...) -> None: ...
 
 class Evidence(_message.Message):
-    __slots__ = ("metric", "per_seed", "mean", "std", "ci_low", "ci_high", "diverged_seeds", "best_epochs", "curves", "post_hoc_values")
+    __slots__ = ("metric", "per_repeat", "mean", "std", "ci_low", "ci_high", "diverged_repeats", "curves", "post_hoc_values", "protocols", "repeats", "dropped_after")
     METRIC_FIELD_NUMBER: _ClassVar[int]
-    PER_SEED_FIELD_NUMBER: _ClassVar[int]
+    PER_REPEAT_FIELD_NUMBER: _ClassVar[int]
     MEAN_FIELD_NUMBER: _ClassVar[int]
     STD_FIELD_NUMBER: _ClassVar[int]
     CI_LOW_FIELD_NUMBER: _ClassVar[int]
     CI_HIGH_FIELD_NUMBER: _ClassVar[int]
-    DIVERGED_SEEDS_FIELD_NUMBER: _ClassVar[int]
-    BEST_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    DIVERGED_REPEATS_FIELD_NUMBER: _ClassVar[int]
     CURVES_FIELD_NUMBER: _ClassVar[int]
     POST_HOC_VALUES_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
+    REPEATS_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_AFTER_FIELD_NUMBER: _ClassVar[int]
     metric: str
-    per_seed: _containers.RepeatedScalarFieldContainer[float]
+    per_repeat: _containers.RepeatedScalarFieldContainer[float]
     mean: float
     std: float
     ci_low: float
     ci_high: float
-    diverged_seeds: int
-    best_epochs: _containers.RepeatedScalarFieldContainer[int]
+    diverged_repeats: int
     curves: _containers.RepeatedCompositeFieldContainer[Curve]
     post_hoc_values: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, metric: _Optional[str] = ..., per_seed: _Optional[_Iterable[float]] = ..., mean: _Optional[float] = ..., std: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., diverged_seeds: _Optional[int] = ..., best_epochs: _Optional[_Iterable[int]] = ..., curves: _Optional[_Iterable[_Union[Curve, _Mapping]]] = ..., post_hoc_values: _Optional[_Iterable[float]] = ...) -> None: ...
+    protocols: _containers.RepeatedCompositeFieldContainer[ProtocolEvidence]
+    repeats: int
+    dropped_after: int
+    def __init__(self, metric: _Optional[str] = ..., per_repeat: _Optional[_Iterable[float]] = ..., mean: _Optional[float] = ..., std: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., diverged_repeats: _Optional[int] = ..., curves: _Optional[_Iterable[_Union[Curve, _Mapping]]] = ..., post_hoc_values: _Optional[_Iterable[float]] = ..., protocols: _Optional[_Iterable[_Union[ProtocolEvidence, _Mapping]]] = ..., repeats: _Optional[int] = ..., dropped_after: _Optional[int] = ...) -> None: ...
+
+class ProtocolEvidence(_message.Message):
+    __slots__ = ("name", "description", "per_repeat", "mean", "epochs")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PER_REPEAT_FIELD_NUMBER: _ClassVar[int]
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    per_repeat: _containers.RepeatedScalarFieldContainer[float]
+    mean: float
+    epochs: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., per_repeat: _Optional[_Iterable[float]] = ..., mean: _Optional[float] = ..., epochs: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Curve(_message.Message):
     __slots__ = ("values",)
@@ -239,20 +283,24 @@ class Curve(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Settings(_message.Message):
-    __slots__ = ("budget_s", "seeds", "epochs", "max_rows", "device", "trials")
+    __slots__ = ("budget_s", "repeats", "epochs", "max_rows", "device", "trials", "training", "race")
     BUDGET_S_FIELD_NUMBER: _ClassVar[int]
-    SEEDS_FIELD_NUMBER: _ClassVar[int]
+    REPEATS_FIELD_NUMBER: _ClassVar[int]
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     MAX_ROWS_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     TRIALS_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_FIELD_NUMBER: _ClassVar[int]
+    RACE_FIELD_NUMBER: _ClassVar[int]
     budget_s: float
-    seeds: int
+    repeats: int
     epochs: int
     max_rows: int
     device: str
     trials: bool
-    def __init__(self, budget_s: _Optional[float] = ..., seeds: _Optional[int] = ..., epochs: _Optional[int] = ..., max_rows: _Optional[int] = ..., device: _Optional[str] = ..., trials: _Optional[bool] = ...) -> None: ...
+    training: Training
+    race: bool
+    def __init__(self, budget_s: _Optional[float] = ..., repeats: _Optional[int] = ..., epochs: _Optional[int] = ..., max_rows: _Optional[int] = ..., device: _Optional[str] = ..., trials: _Optional[bool] = ..., training: _Optional[_Union[Training, _Mapping]] = ..., race: _Optional[bool] = ...) -> None: ...
 
 class RecommendEvent(_message.Message):
     __slots__ = ("progress", "result")
