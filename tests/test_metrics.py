@@ -208,3 +208,45 @@ def test_tweedie_power_crosses_the_grpc_boundary_both_ways():
     with pytest.raises(TaskError) as caught:
         task_from_proto(pb.TaskDescription(heads=[pb.Head(type="regression", tweedie_power=2.5)]))
     assert caught.value.violations[0].field == "task.heads.0.tweedie_power"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_per_epoch_metrics_agree_with_scikit_learn_ties_and_missing_classes_included(seed):
+    """The numpy forms rated after every epoch against scikit-learn (the peer library), on scores rounded
+    to produce ties and on labels where some classes are missing from the predictions or the target."""
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(seed)
+    rows, classes = 120, 4
+    y = rng.integers(0, classes - (seed % 2), rows)  # odd seeds: the last class never occurs in the target
+    logits = torch.tensor(np.round(rng.normal(size=(rows, classes)), 1))
+    proba = {"proba": logits.softmax(1)}
+    labels = proba["proba"].numpy().argmax(1)
+    target = torch.tensor(y)
+    assert metrics.score("balanced_accuracy", proba, target) == pytest.approx(
+        skm.balanced_accuracy_score(y, labels), abs=1e-12
+    )
+    assert metrics.score("macro_f1", proba, target) == pytest.approx(
+        skm.f1_score(y, labels, average="macro", zero_division=0), abs=1e-12
+    )
+    binary = (y == 0).astype(int)
+    positive = torch.tensor(np.round(rng.random(rows), 1))  # many ties
+    two = {"proba": torch.stack([1 - positive, positive], 1)}
+    for metric, reference in (
+        ("average_precision", skm.average_precision_score),
+        ("roc_auc", skm.roc_auc_score),
+    ):
+        expected = reference(binary, positive.numpy())
+        assert metrics.score(metric, two, torch.tensor(binary)) == pytest.approx(expected, abs=1e-12)
+    multilabel = rng.integers(0, 2, (rows, 3))
+    scores = torch.tensor(np.round(rng.random((rows, 3)), 1))
+    expected_map = np.mean([skm.average_precision_score(multilabel[:, j], scores[:, j]) for j in range(3)])
+    assert metrics.score("map", {"proba": scores}, torch.tensor(multilabel)) == pytest.approx(
+        expected_map, abs=1e-12
+    )
+
+
+def test_ranking_metrics_are_undefined_with_one_class_only():
+    one_class = {"proba": torch.tensor([[0.3, 0.7], [0.6, 0.4]])}
+    assert math.isnan(metrics.score("average_precision", one_class, torch.tensor([0, 0])))
+    assert math.isnan(metrics.score("roc_auc", one_class, torch.tensor([1, 1])))

@@ -138,13 +138,14 @@ def conv_factory(dims: int, in_channels: int, config: TrainConfig, *, residual: 
 def configure_cpu_runtime() -> int:
     """Set torch's thread count for this machine and pin glibc's malloc thresholds; returns the threads.
 
-    A shared two-core machine collapses when both threads compete with another process, so under load one
-    thread is used. Without pinned thresholds glibc returns memory to the OS every step (millions of page
-    faults, a 2x slowdown measured on 100k-row trials).
+    The count depends on the machine alone, never on its load, so the same input gives the same numbers
+    whatever else runs. Two cores get one thread: both threads of a shared two-core machine collapse when
+    another process takes a core (a step went from 10 to 200 ms here), and a second thread gained under 10% on
+    an idle one. Larger machines get half their cores, at most 4. Without pinned thresholds glibc returns
+    memory to the OS every step (millions of page faults, a 2x slowdown measured on 100k-row trials).
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] > cores
-    threads = 1 if busy else cores
+    threads = 1 if cores <= 2 else min(4, cores // 2)
     torch.set_num_threads(threads)
     try:
         libc = ctypes.CDLL("libc.so.6")
