@@ -40,7 +40,7 @@ def main() -> None:
     print(f"stages: {result.timings}")
     print(
         f"trials: {head.epochs_completed} epochs, stopped by {head.stopped_by}, {head.train_rows} training rows, "
-        f"{len(head.candidates)} candidates x {result.settings.seeds} seeds"
+        f"{len(head.candidates)} candidates x {head.repeats} repeats"
     )
     print(
         f"top: {top.spec.loss} ({top.rule_id}) {head.metric} {top.evidence.mean:.4f} +/- {top.evidence.std:.4f}"

@@ -57,7 +57,7 @@ def main() -> None:
         )
 
         print("2. with a trial call keeping the worker busy")
-        options = pb.Options(epochs=1000, seeds=3, max_rows=20_000, budget_s=30)
+        options = pb.Options(epochs=1000, repeats=3, max_rows=20_000, budget_s=30)
         task = pb.TaskDescription(heads=[pb.Head(type="multiclass", class_histogram=[5000, 1500, 400])])
         busy = threading.Thread(target=server.stub.Recommend, args=(pb.RecommendRequest(task=task, options=options),),
                                 kwargs={"timeout": 120})  # fmt: skip

@@ -129,3 +129,25 @@ def test_recommend_writes_a_self_contained_report(tmp_path):
     page = report.read_text()
     assert "churned" in page and "data:image/png;base64," in page and "advisor.build_loss(" in page
     assert f"Report written to {report}" in result.stdout
+
+
+def test_recommend_ranks_under_a_stated_training_protocol():
+    result = _run(
+        "recommend", "client_examples/data/churn.csv", "--target", "churned", "--repeats", "2",
+        "--training", "epochs=4,early_stopping_patience=2,lr=0.01", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    recommendation = json.loads(result.stdout)
+    assert recommendation["heads"][0]["protocols"] == ["early stopping with patience 2 (at most 4 epochs)"]
+    assert recommendation["settings"]["training"] == {"epochs": 4, "early_stopping_patience": 2, "lr": 0.01}
+
+
+def test_a_bad_training_protocol_is_one_line_naming_the_field():
+    for value, field in (
+        ("epochs=0", "training.epochs"),
+        ("patience", "training"),
+        ("speed=3", "training.speed"),
+    ):
+        result = _run("recommend", "client_examples/data/churn.csv", "--training", value)
+        assert result.returncode == 2 and field in result.stderr, (value, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1

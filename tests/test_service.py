@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import advisor
 from advisor.client import AdvisorClient, ServiceError
+from advisor.service.convert import recommendation_from_proto
 from lossadvisor.v1 import advisor_pb2 as pb
 from tests.service_helpers import ServerProcess, details, wait_until
 
@@ -65,6 +66,18 @@ def test_recommend_rules_only_and_with_trials(server):
     assert advisor.build_loss(top.spec_json).spec().model_dump() == dict(top.spec)
 
 
+def test_recommend_under_a_stated_training_protocol(server):
+    options = pb.Options(
+        epochs=3, repeats=2, max_rows=500, training=pb.Training(epochs=4, early_stopping_patience=2)
+    )
+    result = server.stub.Recommend(pb.RecommendRequest(task=TASK, options=options), timeout=120)
+    head = result.heads[0]
+    assert list(head.protocols) == ["early stopping with patience 2 (at most 4 epochs)"] and head.repeats == 2
+    assert result.settings.training.early_stopping_patience == 2 and result.settings.epochs == 4
+    assert [p.name for p in head.candidates[0].evidence.protocols] == ["stated"]
+    assert recommendation_from_proto(result).heads[0].candidates[0].evidence.protocols[0].name == "stated"
+
+
 def test_recommend_stream_sends_progress_then_result(server):
     events = list(server.stub.RecommendStream(pb.RecommendRequest(task=TASK, options=QUICK), timeout=120))
     kinds = [event.WhichOneof("event") for event in events]
@@ -107,6 +120,8 @@ def test_recommend_on_csv_and_arrow_datasets(server):
         (pb.RecommendRequest(task=pb.TaskDescription(heads=[pb.Head(type="multiclas")])),
          "task.heads.0.type", "INVALID_TASK"),
         (pb.RecommendRequest(task=TASK, options=pb.Options(repeats=1)), "options.repeats", "INVALID_OPTIONS"),
+        (pb.RecommendRequest(task=TASK, options=pb.Options(training=pb.Training(lr=-1.0))), "options.training.lr",
+         "INVALID_OPTIONS"),
         (pb.RecommendRequest(), "task", "INVALID_TASK"),
         (pb.RecommendRequest(dataset=pb.Dataset(csv=b"x" * 600_000)), "dataset.csv", "DATASET_TOO_LARGE"),
         (pb.RecommendRequest(dataset=pb.Dataset(csv=b"a,b\n1,2\n3", target_columns=["zzz"]), options=QUICK),
