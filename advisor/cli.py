@@ -428,6 +428,9 @@ def _print_recommendation(result: Any, out: Path | None) -> None:
         console.print(Text(f"- {note}"))
     for head in result.heads:
         console.print(_ranking_table(head))
+        if head.cut_short:
+            console.print(Text(f"WARNING: the time cap (--budget) bound; fewer repeats than planned for "
+                               f"{', '.join(head.cut_short)}. Raise --budget for a stable answer.", style="bold red"))  # fmt: skip
         console.print(Text(head.explanation))
     for multi in result.multi_task:
         console.print(Text(f"multi_task ({multi.spec.params['weighting']['scheme']}): {multi.rationale}"))
