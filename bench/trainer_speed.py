@@ -17,8 +17,8 @@ import torch
 import advisor
 from advisor.task import Head
 from advisor.trials.adapters import adapter_for, seed_pooling
-from advisor.trials.models import standalone_mlp
 from advisor.trials.data import Splits
+from advisor.trials.models import standalone_mlp
 from advisor.trials.trainer import BatchedTrainer, Member, TrainConfig, _batches, configure_cpu_runtime
 
 ROWS, FEATURES, CLASSES, EPOCHS, BATCH, HIDDEN = 10_000, 32, 10, 5, 512, 64
