@@ -124,11 +124,11 @@ def test_racing_drops_a_clearly_worse_candidate_and_spends_repeats_on_the_rest()
     data = _data(rows=600)
     broken = {"loss": "cross_entropy", "params": {"weight": [1000.0, 0.001, 0.001]}}  # predicts class 0 only
     candidates = [_candidate({"loss": "cross_entropy"}), _candidate(broken)]
-    raced = evaluate_head(candidates, data, TrialOptions(repeats=6, epochs=10))
+    raced = evaluate_head(candidates, data, TrialOptions(repeats=6, epochs=10, lr=1e-2))
     good, bad = raced.evidence
     assert bad.dropped_after == 3 and bad.repeats == 3
     assert good.repeats == 6 and good.dropped_after is None
-    full = evaluate_head(candidates, data, TrialOptions(repeats=6, epochs=10, race=False))
+    full = evaluate_head(candidates, data, TrialOptions(repeats=6, epochs=10, lr=1e-2, race=False))
     assert full.evidence[1].repeats == 6 and full.member_epochs > raced.member_epochs
     # Racing changes who trains, not what a repeat measures: the shared repeats agree.
     assert good.per_repeat == full.evidence[0].per_repeat

@@ -42,8 +42,8 @@ from advisor.trials.trainer import (
 
 FIRST_ROUND = 3  # repeats every candidate gets before racing may drop it
 DENSE_BATCH = 16  # images or clips per step: a dense member costs far more per row than a tabular one
-MIN_BATCH = 16
-MIN_STEPS_PER_EPOCH = 8
+MIN_BATCH = 32
+MIN_STEPS_PER_EPOCH = 16
 
 
 @dataclass(frozen=True)

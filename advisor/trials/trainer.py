@@ -47,7 +47,7 @@ class TrainConfig:
     budget_s: float = 20.0
     batch_size: int = 256
     hidden: int = 64
-    lr: float = 3e-3
+    lr: float = 1e-3
     weight_decay: float = 1e-4
     device: str = "cpu"
 
