@@ -224,9 +224,13 @@ def _explain(head: Head, ranked: list[RankedCandidate], source: str, trials: Hea
     elif default is not None and default.evidence is not None:
         verdict = "is as good as the winner on this evidence" if default.tie_group == 1 else "is behind"
         parts.append(f"The default {default.label} ({_describe(default.evidence.mean)}) {verdict}.")
-    dropped = [c.label for c in ranked if c.evidence and c.evidence.dropped_after]
+    dropped = [
+        f"{c.label} after {c.evidence.dropped_after}"
+        for c in ranked
+        if c.evidence and c.evidence.dropped_after
+    ]
     if dropped:
-        parts.append(f"Racing stopped {', '.join(dropped)} early: clearly behind the leader.")
+        parts.append(f"Racing stopped {', '.join(dropped)} repeats: clearly behind the leader of that round.")
     if trials.cut_short:
         parts.append(
             f"THE TIME CAP BOUND: {', '.join(trials.cut_short)} got fewer repeats than planned "

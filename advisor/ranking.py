@@ -76,8 +76,9 @@ def indistinguishable(a: RepeatValues, b: RepeatValues, level: float = 0.95) -> 
 
 
 def clearly_behind(leader: RepeatValues, other: RepeatValues, level: float = 0.95) -> bool:
-    """Racing's drop rule: the one-sided ``level`` bound of the paired advantage of the leader is above 0
-    (at least 3 paired repeats); a candidate with no surviving repeat is behind."""
+    """Racing's drop rule: the leader is ahead and the two-sided ``level`` paired t-interval of its advantage
+    excludes 0 (at least 3 paired repeats), the same test that keeps a candidate out of the leader's tie
+    group; a candidate with no surviving repeat is behind."""
     if other.mean is None:
         return True
     differences = _paired_differences(leader, other)
@@ -87,7 +88,7 @@ def clearly_behind(leader: RepeatValues, other: RepeatValues, level: float = 0.9
         return False
     if differences.std(ddof=1) == 0:
         return bool(differences.mean() > 0)
-    return differences.mean() - _half_width(differences, level) > 0
+    return differences.mean() - _half_width(differences, 0.5 + level / 2) > 0
 
 
 def tie_groups(evidence: list[RepeatValues]) -> list[int]:

@@ -12,7 +12,7 @@ import torch
 
 from advisor.core import recommend
 from advisor.losses import normalize_spec
-from advisor.ranking import RepeatValues, clearly_behind
+from advisor.ranking import RepeatValues, clearly_behind, indistinguishable
 from advisor.rules import Candidate, PostHoc
 from advisor.task import Head
 from advisor.trials import posthoc
@@ -140,6 +140,18 @@ def test_clearly_behind_needs_a_consistent_paired_deficit():
     assert not clearly_behind(leader, RepeatValues((0.81, 0.70, 0.83, 0.75), True))
     assert not clearly_behind(leader, RepeatValues((0.70, 0.71), True))  # too few repeats to tell
     assert clearly_behind(RepeatValues((1.0, 1.1, 0.9), False), RepeatValues((2.0, 2.2, 1.9), False))
+
+
+def test_a_raced_out_candidate_never_ties_with_the_leader_that_dropped_it():
+    rng = np.random.default_rng(0)
+    dropped = 0
+    for _ in range(300):
+        leader = RepeatValues(tuple(rng.normal(0.8, 0.02, 3)), True)
+        other = RepeatValues(tuple(np.array(leader.values) - rng.normal(0.03, 0.03, 3)), True)
+        if clearly_behind(leader, other):
+            dropped += 1
+            assert not indistinguishable(leader, other)
+    assert dropped > 20  # the property was exercised
 
 
 def test_a_binding_time_cap_is_said_loudly():
