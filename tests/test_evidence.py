@@ -190,3 +190,13 @@ def test_default_protocols_name_early_stopping_and_the_full_budget():
         "early stopping with patience 10 (at most 50 epochs)",
         "the best tune epoch of 50",
     ]
+
+
+def test_progress_counts_epochs_across_racing_rounds():
+    seen = []
+    recommend(
+        {"heads": [{"type": "multiclass", "class_histogram": [300, 150, 50]}], "n_features": 6},
+        epochs=3, repeats=5, max_rows=400, progress=seen.append,
+    )  # fmt: skip
+    assert [p.progress.epoch for p in seen] == list(range(1, 7))  # rounds of 3 and 2 repeats, 3 epochs each
+    assert {p.progress.epochs for p in seen} == {6}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
@@ -308,6 +308,15 @@ class _HeadTrials:
         )
 
 
+def _across_rounds(
+    progress: Callable[[Progress], None] | None, number: int, rounds: int, epochs: int
+) -> Callable[[Progress], None] | None:
+    """Progress counted over every round's epochs, so that a bar never moves back at a new round."""
+    if progress is None:
+        return None
+    return lambda p: progress(replace(p, epoch=number * epochs + p.epoch, epochs=rounds * epochs))
+
+
 def _rounds(total: int) -> list[int]:
     """Repeats per round: FIRST_ROUND, then rounds of the same size; a short remainder joins the last."""
     counts = [min(total, FIRST_ROUND)]
@@ -335,14 +344,17 @@ def evaluate_head(
     active, done, reasons, epochs, member_epochs = list(range(len(candidates))), 0, [], 0, 0
     cut_short: list[int] = []
     splits = repeat_splits(data, 0, 1, options.seed)
-    for count in _rounds(total):
+    rounds = _rounds(total)
+    for number, count in enumerate(rounds):
         left = options.budget_s - (time.perf_counter() - started)
         if left <= 0:
             reasons.append("time")
             cut_short = list(active)
             break
         splits = repeat_splits(data, done, count, options.seed)
-        reason, round_epochs, spent = trials.run_round(active, splits, left, progress, cancel)
+        reason, round_epochs, spent = trials.run_round(
+            active, splits, left, _across_rounds(progress, number, len(rounds), options.epochs), cancel
+        )
         reasons.append(reason)
         epochs, member_epochs, done = max(epochs, round_epochs), member_epochs + spent, done + count
         if reason in ("time", "cancelled"):
