@@ -23,6 +23,7 @@ from advisor.errors import AdvisorError, FieldViolation, SpecError
 from advisor.losses import catalog, get_loss_info, normalize_spec, spec_json_schema
 from advisor.report import key_params
 from advisor.rules.loader import RuleLoadError
+from advisor.trials.protocols import DEFAULT_BUDGET_S, DEFAULT_EPOCHS
 
 app = typer.Typer(
     help="Loss Advisor: which loss should this model train with, configured how, and why.",
@@ -315,12 +316,14 @@ def recommend_command(
     ] = None,
     budget: Annotated[
         float, typer.Option("--budget", help="Wall-clock cap of the trials in seconds (it should not bind).")
-    ] = 300.0,
+    ] = DEFAULT_BUDGET_S,
     repeats: Annotated[
         int | None,
         typer.Option("--repeats", help="Repeats per candidate, each a fresh split (default: by rows, 4-10)."),
     ] = None,
-    epochs: Annotated[int, typer.Option("--epochs", help="Epoch budget of every trial run.")] = 50,
+    epochs: Annotated[
+        int, typer.Option("--epochs", help="Epoch budget of every trial run.")
+    ] = DEFAULT_EPOCHS,
     training: Annotated[
         str | None,
         typer.Option(

@@ -27,12 +27,9 @@ from advisor.spec import violations_from_pydantic
 from advisor.task import Head, TaskDescription, parse_task
 from advisor.trials.data import TrialData, prepare, synthetic_data
 from advisor.trials.evidence import HeadEvidence, TrialOptions, evaluate_head
-from advisor.trials.protocols import Training, protocols_for
+from advisor.trials.protocols import DEFAULT_BUDGET_S, DEFAULT_EPOCHS, Training, protocols_for
 from advisor.trials.trainer import Progress, TrainConfig, configure_cpu_runtime
 
-# The stopping rule is epochs and repeats; the time budget is a cap that should not bind on a normal machine.
-DEFAULT_BUDGET_S = 300.0
-DEFAULT_EPOCHS = 50
 DEFAULT_MAX_ROWS = 20_000
 
 
@@ -217,7 +214,7 @@ def _explain(head: Head, ranked: list[RankedCandidate], source: str, trials: Hea
             "decided the order."
         )
     else:
-        parts.append("No other candidate is within its confidence interval.")
+        parts.append("No other candidate ties with it at these repeats.")
     default = next((c for c in ranked if _is_default(c)), None)
     if default is top:
         parts.append("It is the head type's default loss.")

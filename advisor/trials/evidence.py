@@ -29,7 +29,7 @@ from advisor.trials import metrics
 from advisor.trials.adapters import Adapter, adapter_for, seed_pooling
 from advisor.trials.data import CLASS_HEADS, Splits, TrialData, repeat_splits
 from advisor.trials.posthoc import RecipeInputs, Scorer, recipe_for
-from advisor.trials.protocols import DEFAULT_PROTOCOLS, Protocol
+from advisor.trials.protocols import DEFAULT_BUDGET_S, DEFAULT_EPOCHS, DEFAULT_PROTOCOLS, Protocol
 from advisor.trials.trainer import (
     BatchedTrainer,
     Member,
@@ -51,8 +51,8 @@ class TrialOptions:
     """How one head's trials run. ``repeats`` None: by the number of rows (:func:`default_repeats`)."""
 
     repeats: int | None = None
-    epochs: int = 50
-    budget_s: float = 300.0
+    epochs: int = DEFAULT_EPOCHS
+    budget_s: float = DEFAULT_BUDGET_S
     device: str = "cpu"
     seed: int = 0
     lr: float = TrainConfig.lr
@@ -235,27 +235,23 @@ class _HeadTrials:
 
     def _record(self, index: int, run: MemberRun, adapter: Adapter, splits: Splits, offset: int) -> None:
         record, candidate, data = self.records[index], self.candidates[index], self.data
-        validation = splits.validation[offset]
-        y_val, y_score = data.y[validation], data.y[splits.score[offset]]
+        y_val, y_score = data.y[splits.validation[offset]], data.y[splits.score[offset]]
         record.curves[run.repeat] = run.tune_curve
         record.diverged += run.diverged_at_epoch is not None
         recipe = None if candidate.post_hoc is None else recipe_for(candidate.post_hoc)
+        priors = None if recipe is None else _class_priors(data, splits.train[offset])
         for protocol in self.options.protocols:
             choice = run.choices.get(protocol.name)
             value: float | None = None
             if choice is not None and choice.output is not None:
-                if recipe is None:
+                inputs = RecipeInputs(
+                    choice.output, adapter, y_val, splits.tune_rows, self.score, self.higher, priors, self.log_loss
+                )  # fmt: skip
+                if recipe is not None and recipe.applies(inputs):
+                    value, parameter = recipe.run(inputs)
+                    record.parameters.append(round(parameter, 4))
+                else:  # no recipe, or one that does not fit this output: the plain member's value
                     value = self.score(adapter.predict(choice.output[splits.tune_rows :]), y_score)
-                else:
-                    inputs = RecipeInputs(
-                        choice.output, adapter, y_val, splits.tune_rows, self.score, self.higher,
-                        _class_priors(data, splits.train[offset]), self.log_loss,
-                    )  # fmt: skip
-                    if recipe.applies(inputs):
-                        value, parameter = recipe.run(inputs)
-                        record.parameters.append(round(parameter, 4))
-                    else:  # the recipe does not fit this output: the plain member's value
-                        value = self.score(adapter.predict(choice.output[splits.tune_rows :]), y_score)
             record.values[protocol.name][run.repeat] = (
                 value if value is None or math.isfinite(value) else None
             )
@@ -343,11 +339,10 @@ def evaluate_head(
     total = options.repeats or default_repeats(data.rows)
     active, done, reasons, epochs, member_epochs = list(range(len(candidates))), 0, [], 0, 0
     cut_short: list[int] = []
-    splits = repeat_splits(data, 0, 1, options.seed)
     rounds = _rounds(total)
     for number, count in enumerate(rounds):
         left = options.budget_s - (time.perf_counter() - started)
-        if left <= 0:
+        if number and left <= 0:  # the first round always runs (its first epoch is never cut either)
             reasons.append("time")
             cut_short = list(active)
             break

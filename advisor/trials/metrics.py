@@ -15,7 +15,7 @@ import torch
 from sklearn import metrics as skm
 from torch import Tensor
 
-from advisor.heads import DEFAULT_TWEEDIE_POWER
+from advisor.heads import DEFAULT_TWEEDIE_POWER, DEVIANCE_METRICS, deviance_power
 
 Predictions = dict[str, Tensor]
 _EPS = 1e-12
@@ -252,10 +252,6 @@ METRICS: dict[str, Callable[[Predictions, Tensor], float]] = {
     "brier": lambda p, y: float(np.mean((_positive(p) - _np(y)) ** 2)),
     "mae": lambda p, y: float(np.mean(np.abs(_point(p) - _np(y)))),
     "rmse": lambda p, y: float(np.sqrt(np.mean((_np(p["value"]) - _np(y)) ** 2))),
-    "poisson_deviance": lambda p, y: _deviance(p, y, 1.0),
-    # At the default power; score() passes the head's.
-    "tweedie_deviance": lambda p, y: _deviance(p, y, DEFAULT_TWEEDIE_POWER),
-    "gamma_deviance": lambda p, y: _deviance(p, y, 2.0),
     "nll": _gaussian_nll,
     "pinball": _pinball,
     "map": _map,
@@ -277,6 +273,6 @@ def score(
     other metrics ignore it.
     """
     with torch.no_grad():
-        if metric == "tweedie_deviance":
-            return _deviance(predictions, target, float(tweedie_power))
+        if metric in DEVIANCE_METRICS:
+            return _deviance(predictions, target, deviance_power(metric, tweedie_power))
         return METRICS[metric](predictions, target)

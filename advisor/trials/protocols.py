@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_PATIENCE = 10
+DEFAULT_EPOCHS = 50
+# The stopping rule is epochs and repeats; the time budget is a cap that should not bind on a normal machine.
+DEFAULT_BUDGET_S = 300.0
 
 
 class Training(BaseModel):

@@ -95,6 +95,7 @@ class MemberRun:
         """Record one epoch's tune value; each protocol keeps its best epoch until its patience runs out."""
         self.tune_curve.append(value)
         epoch = len(self.tune_curve)
+        kept = None  # copied off the device once, and only when some protocol keeps this epoch
         for name, wait in patience.items():
             choice = self.choices.setdefault(name, Choice())
             if choice.stopped:
@@ -104,7 +105,8 @@ class MemberRun:
                 or (value > choice.tune_value if higher_is_better else value < choice.tune_value)
             )
             if better:
-                choice.epoch, choice.tune_value, choice.output = epoch, value, output
+                kept = output.detach().cpu() if kept is None else kept
+                choice.epoch, choice.tune_value, choice.output = epoch, value, kept
             elif wait is not None and epoch - (choice.epoch or 0) >= wait:
                 choice.stopped = True
 
@@ -322,8 +324,6 @@ class BatchedTrainer:
                     target = member.adapter.loss_target(y[s])
                     losses.append(member.loss(member.adapter.loss_input(out[s, position]), target))
                     keys.append([(candidate, s)])
-        if not losses:
-            return torch.zeros((), device=x.device, requires_grad=True), {}
         stacked = torch.stack(losses)
         values = stacked.detach().cpu().tolist()
         total = torch.where(torch.isfinite(stacked), stacked, torch.zeros_like(stacked)).sum()
@@ -341,6 +341,6 @@ class BatchedTrainer:
                 continue
             run.train_loss.append(sums[(candidate, seed_index)] / max(batches, 1))
             value = select(candidate, seed_index, out[:tune_rows])
-            run.observe(value, out.detach().cpu(), higher_is_better, patience)
+            run.observe(value, out, higher_is_better, patience)
             if run.done:
                 alive[(candidate, seed_index)] = False
