@@ -13,7 +13,7 @@ from advisor.task import Head
 from advisor.trials.adapters import adapter_for, seed_pooling
 from advisor.trials.data import Splits
 from advisor.trials.models import standalone_mlp
-from advisor.trials.trainer import BatchedTrainer, Member, TrainConfig, _batches
+from advisor.trials.trainer import BatchedTrainer, FusedAdamW, Member, TrainConfig, _batches
 
 SPECS = [
     {"loss": "cross_entropy"},
@@ -57,15 +57,19 @@ BEST = {"best_epoch": None}
 @pytest.mark.parametrize("pooled", [True, False])
 def test_batched_training_equals_training_each_member_alone(pooled):
     x, y = _data()
-    specs = [*SPECS, {"loss": "cross_entropy", "params": {"weight": [1.0, 2.0, 3.0]}}]  # never pooled
+    specs = [
+        *SPECS,
+        {"loss": "cross_entropy", "params": {"weight": [1.0, 2.0, 3.0]}},  # never pooled
+        {"loss": "focal", "params": {"gamma": 1.0, "reduction": "sum"}},  # outside the softmax family
+    ]
     config = TrainConfig(seeds=(3, 7), epochs=3, budget_s=60, batch_size=32, hidden=16, lr=1e-2)
     members = _members(specs, pooled)
-    assert [m.pooled for m in members] == (["mean"] * 4 + [None] if pooled else [None] * 5)
+    assert [m.pooled for m in members] == (["mean"] * 4 + [None, "sum"] if pooled else [None] * 6)
+    trainer = BatchedTrainer(members, x.shape[1], config)
+    assert [sorted(trainer.groups[0][p.start : p.stop]) for p in trainer.plans[0][0]] == [[0, 1, 2, 3, 4]]
     x_val, y_val = x[:40], y[:40]
     splits = _splits(len(x), 2)
-    run = BatchedTrainer(members, x.shape[1], config).fit(
-        x, y, splits, _latest_epoch_is_best(), higher_is_better=True, patience=BEST
-    )
+    run = trainer.fit(x, y, splits, _latest_epoch_is_best(), higher_is_better=True, patience=BEST)
     assert run.stopped_by == "epochs" and run.epochs_completed == 3
     for member in run.members:
         # The same member trained alone: same seed, same batches, same loss, its own AdamW.
@@ -85,6 +89,24 @@ def test_batched_training_equals_training_each_member_alone(pooled):
         assert kept.epoch == 3
         torch.testing.assert_close(kept.output, alone, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(loss(kept.output, y_val), loss(alone, y_val), rtol=1e-5, atol=1e-6)
+
+
+def test_fused_adamw_matches_torch_adamw():
+    torch.manual_seed(0)
+    ours = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(4))]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    start = ours[0].detach().clone()
+    optimizer = FusedAdamW(ours, lr=3e-2, weight_decay=0.1)
+    reference = torch.optim.AdamW(theirs, lr=3e-2, weight_decay=0.1)
+    for step in range(6):
+        inputs = torch.randn(4, generator=torch.Generator().manual_seed(step))
+        for params, opt in ((ours, optimizer), (theirs, reference)):
+            opt.zero_grad()
+            ((params[0].sum(1)[:4] * inputs).sum() ** 2 + params[1].square().sum()).backward()
+            opt.step()
+    for mine, expected in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(mine, expected, rtol=1e-6, atol=1e-7)
+    assert (ours[0] - start).abs().min() > 1e-3  # every entry moved: the comparison is not vacuous
 
 
 def test_a_diverging_member_is_stopped_and_the_others_go_on():

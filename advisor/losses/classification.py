@@ -235,6 +235,16 @@ def class_balanced_weights(samples_per_class: list[int], beta: float, like: Tens
     return weights * (len(samples_per_class) / weights.sum())
 
 
+def ldam_margins(samples_per_class: list[int], max_margin: float, like: Tensor) -> Tensor:
+    """LDAM margins m_c proportional to n_c^(-1/4), the largest equal to ``max_margin`` (Cao et al. 2019).
+
+    A zero count is treated as one sample, so no margin is infinite.
+    """
+    counts = torch.as_tensor(samples_per_class, dtype=like.dtype, device=like.device).clamp_min(1.0)
+    margins = counts.pow(-0.25)
+    return margins * (max_margin / margins.max())
+
+
 # ------------------------------------------------------------------------------------------------------ modules
 
 
@@ -514,9 +524,7 @@ class LDAMLoss(CatalogLoss):
         p = self.params
         check_class_count(p.samples_per_class, input.shape[1], "ldam", "samples_per_class")
         check_class_count(p.weight, input.shape[1], "ldam", "weight")
-        counts = torch.as_tensor(p.samples_per_class, dtype=input.dtype, device=input.device).clamp_min(1.0)
-        margins = counts.pow(-0.25)
-        margins = margins * (p.max_margin / margins.max())
+        margins = ldam_margins(p.samples_per_class, p.max_margin, input)
         safe, _ = _checked_targets(input, target, p.ignore_index, "ldam")
         one_hot = F.one_hot(safe.view(target.shape), input.shape[1]).movedim(-1, 1).to(input.dtype)
         shifted = p.scale * (input - one_hot * _along_class_dim(margins, input))

@@ -43,9 +43,13 @@ class StackedMLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(seeds, batch, in) -> (members, batch, out), member index = seed * candidates + candidate."""
+        return self.class_major(x).transpose(1, 2)
+
+    def class_major(self, x: Tensor) -> Tensor:
+        """(seeds, batch, in) -> (members, out, batch), contiguous: the layout the matmul writes."""
         hidden = torch.relu(torch.baddbmm(self.b1, self.w1, x.transpose(1, 2)))  # (S, K*H, B)
         hidden = hidden.view(self.members, self.hidden, -1)
-        return torch.baddbmm(self.b2, self.w2, hidden).transpose(1, 2)
+        return torch.baddbmm(self.b2, self.w2, hidden)
 
 
 def standalone_convnet(
