@@ -244,6 +244,45 @@ def test_per_epoch_metrics_agree_with_scikit_learn_ties_and_missing_classes_incl
     assert metrics.score("map", {"proba": scores}, torch.tensor(multilabel)) == pytest.approx(
         expected_map, abs=1e-12
     )
+    multilabel[:, 2] = 0  # a label never present (and, below 0.5 everywhere, never predicted)
+    scores[:, 2] = 0.1
+    expected_f1 = skm.f1_score(multilabel, scores.numpy() > 0.5, average="macro", zero_division=0)
+    assert metrics.score("macro_f1", {"proba": scores}, torch.tensor(multilabel)) == pytest.approx(
+        expected_f1, abs=1e-12
+    )
+    value = torch.tensor(rng.normal(size=rows))
+    spread = torch.tensor(rng.random(rows)) + 0.1
+    quantiles = torch.stack([value - spread, value, value + 2 * spread], 1)
+    truth = rng.normal(size=rows)
+    expected_pinball = np.mean([
+        skm.mean_pinball_loss(truth, quantiles[:, i].numpy(), alpha=q) for i, q in enumerate((0.05, 0.5, 0.95))
+    ])  # fmt: skip
+    got = metrics.score("pinball", {"value": value, "quantiles": quantiles}, torch.tensor(truth))
+    assert got == pytest.approx(expected_pinball, abs=1e-12)
+
+
+def _overlap_by_hand(predicted: np.ndarray, truth: np.ndarray, jaccard: bool) -> float:
+    """Per image and foreground class: 2|P & T| / (|P| + |T|) (or |P & T| / |P | T|), 1 when both are empty."""
+    values = []
+    for image_pred, image_true in zip(predicted, truth, strict=True):
+        for c in range(1, max(truth.max(), predicted.max(), 1) + 1):
+            p, t = image_pred == c, image_true == c
+            inter, union, total = (p & t).sum(), (p | t).sum(), p.sum() + t.sum()
+            values.append(1.0 if total == 0 else (inter / union if jaccard else 2 * inter / total))
+    return float(np.mean(values))
+
+
+@pytest.mark.parametrize("metric", ["dice", "iou"])
+def test_dice_and_iou_per_image_and_class_match_their_definition(metric):
+    rng = np.random.default_rng(3)
+    logits = torch.tensor(rng.normal(size=(5, 3, 6, 7)))
+    logits[0, 2] = -9.0  # class 2 never predicted in image 0
+    truth = rng.integers(0, 3, (5, 6, 7))
+    truth[0][truth[0] == 2] = 0  # ... nor present there: that pair scores 1
+    predicted = logits.argmax(1).numpy()
+    expected = _overlap_by_hand(predicted, truth, jaccard=metric == "iou")
+    got = metrics.score(metric, {"proba": logits.softmax(1)}, torch.tensor(truth))
+    assert got == pytest.approx(expected, abs=1e-12)
 
 
 def test_ranking_metrics_are_undefined_with_one_class_only():

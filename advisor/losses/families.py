@@ -135,7 +135,9 @@ class SoftmaxFamily(nn.Module):
         uses, partial = self.uses, self.partial
         one_hot = None
         if uses["margin"] or partial["focal"] is not None:
-            one_hot = F.one_hot(target, input.shape[2]).transpose(1, 2)[:, None].bool()  # (S, 1, C, N)
+            # (S, 1, C, N); F.one_hot would check the index range on the host every call
+            classes = torch.arange(input.shape[2], device=target.device)
+            one_hot = target[:, None, None, :] == classes[:, None]
         logits = input
         if uses["margin"]:
             logits = logits - one_hot * _member_view(self.margin, 4)
