@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import advisor
+from advisor.errors import LossInputError
 from advisor.task import Head
 from advisor.trials.adapters import adapter_for, seed_pooling
 from advisor.trials.data import Splits
@@ -107,6 +108,16 @@ def test_fused_adamw_matches_torch_adamw():
     for mine, expected in zip(ours, theirs, strict=True):
         torch.testing.assert_close(mine, expected, rtol=1e-6, atol=1e-7)
     assert (ours[0] - start).abs().min() > 1e-3  # every entry moved: the comparison is not vacuous
+
+
+def test_a_bad_target_fails_once_before_training_with_the_catalog_error():
+    x, y = _data()
+    y = y.clone()
+    y[3] = 7  # three classes: index 7 is out of range
+    trainer = BatchedTrainer(_members(SPECS), x.shape[1], TrainConfig(seeds=(0,), epochs=2, batch_size=32))
+    assert trainer.plans[0][0], "the softmax family is fused"
+    with pytest.raises(LossInputError, match="class index 7"):
+        trainer.fit(x, y, _splits(len(x), 1), lambda c, r, o: 0.0, higher_is_better=True, patience=BEST)
 
 
 def test_a_diverging_member_is_stopped_and_the_others_go_on():

@@ -352,11 +352,13 @@ class BatchedTrainer:
         catalog's per-call checks of target shape, type and range, so a bad target fails here, once."""
         rows = splits.train[0, :8].to(self.device)
         for model, (fused, _, _), group in zip(self.models, self.plans, self.groups, strict=True):
+            if not fused:  # families are tabular: only stacked MLPs have them
+                continue
             out = model(x[rows].expand(len(self.config.seeds), -1, -1))
             for part in fused:
-                for candidate in group[part.start : part.stop]:
-                    member = self.members[candidate]
-                    member.loss(member.adapter.loss_input(out[0]), member.adapter.loss_target(y[rows]))
+                for position in range(part.start, part.stop):
+                    member = self.members[group[position]]
+                    member.loss(member.adapter.loss_input(out[position]), member.adapter.loss_target(y[rows]))
 
     def _train_epoch(self, epoch, x, y, splits, by_key, alive, cancel, epochs_done):
         """One pass; returns per-member loss sums, the batch count and a stop reason (or None).
