@@ -24,10 +24,16 @@ from advisor.recommendation import Evidence, HeadResult, RankedCandidate, Recomm
 from advisor.rules import Candidate, PostHoc, candidates_from, load_rules
 from advisor.rules.engine import MULTI_TASK_HEAD
 from advisor.spec import violations_from_pydantic
-from advisor.task import Head, TaskDescription, parse_task
+from advisor.task import Head, TaskDescription, TaskError, parse_task
 from advisor.trials.data import TrialData, prepare, synthetic_data
 from advisor.trials.evidence import HeadEvidence, TrialOptions, evaluate_head
-from advisor.trials.protocols import DEFAULT_BUDGET_S, DEFAULT_EPOCHS, Training, protocols_for
+from advisor.trials.protocols import (
+    DEFAULT_BUDGET_S,
+    DEFAULT_EPOCHS,
+    MAX_TRIAL_CLASSES,
+    Training,
+    protocols_for,
+)
 from advisor.trials.trainer import Progress, TrainConfig, configure_cpu_runtime
 
 DEFAULT_MAX_ROWS = 20_000
@@ -126,6 +132,23 @@ def _with_traits(task: TaskDescription, traits: Mapping[str, Mapping[str, Any]] 
         except ValidationError as exc:
             raise OptionsError(violations_from_pydantic(exc, prefix=f"traits.{head.name}")) from None
     return task.model_copy(update={"heads": heads})
+
+
+def check_trial_heads(task: TaskDescription, *, field: str = "") -> None:
+    """Heads with more classes than trials train (:data:`MAX_TRIAL_CLASSES`) are refused when trials run;
+    ``field`` prefixes the violations' field paths (``task`` over gRPC)."""
+    prefix = f"{field}." if field else ""
+    problems = [
+        FieldViolation(
+            f"{prefix}heads.{index}.num_classes",
+            f"{head.num_classes:,} classes; trials train at most {MAX_TRIAL_CLASSES:,} (set trials=false to rank "
+            "by rules alone)",
+        )
+        for index, head in enumerate(task.heads)
+        if (head.num_classes or 0) > MAX_TRIAL_CLASSES
+    ]
+    if problems:
+        raise TaskError(problems)
 
 
 def check_training(training: Training | Mapping[str, Any] | None) -> Training | None:
@@ -336,6 +359,8 @@ def recommend(
     stated = check_training(training)
     description, real = _load(data_or_task, target, task, max_rows, random_state)
     description = _with_metric(_with_traits(description, traits), metric)
+    if trials:
+        check_trial_heads(description)
     timings = {"load": time.perf_counter() - started}
     mark = time.perf_counter()
     found = candidates_from(load_rules(rule_dirs), description)
@@ -437,6 +462,16 @@ def _trial_data(
     if real is None:
         return synthetic_data(head, task, max_rows=max_rows, seed=seed)
     x, y = real[head.name]
+    if x.shape[1] == 0:  # every column was the target, dropped or constant: the notes say which
+        from advisor.profiling import ProfileError  # loaded already: the data was profiled
+
+        raise ProfileError(
+            FieldViolation(
+                "data",
+                "no usable feature column (see the profile's notes for what was dropped); trials need at least "
+                "one: add features, or pass trials=False to rank by rules alone",
+            )
+        )
     return prepare(x, y, head, max_rows=max_rows, seed=seed)
 
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MAX_FIELD = 200  # characters of a violation's field path
+MAX_DESCRIPTION = 500  # characters of its description
+
 
 @dataclass(frozen=True)
 class FieldViolation:
@@ -15,6 +18,13 @@ class FieldViolation:
 
     field: str
     description: str
+
+    def __post_init__(self) -> None:
+        # Echoed input can be arbitrarily long (a 100 KB option string); messages and gRPC trailers are not.
+        for name, limit in (("field", MAX_FIELD), ("description", MAX_DESCRIPTION)):
+            text = getattr(self, name)
+            if len(text) > limit:
+                object.__setattr__(self, name, text[: limit - 3] + "...")
 
     def __str__(self) -> str:
         return f"{self.field}: {self.description}" if self.field else self.description

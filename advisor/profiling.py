@@ -698,6 +698,12 @@ def _column_role(name: str, values: pd.Series, rows_total: int, notes: list[str]
             )
         numeric, present = True, numbers.dropna()
     present = _as_numbers(present) if numeric else _as_text(present)
+    if numeric and not np.isfinite(present).all():
+        infinite = ~np.isfinite(present)
+        notes.append(f"Column {name!r}: {int(infinite.sum()):,} sampled infinite cells treated as missing.")
+        present = present[~infinite]
+        if present.empty:
+            return "empty", f"{name} (every value missing or infinite)"
     distinct = int(present.nunique())
     if distinct <= 1:
         return "constant", f"{name} (always {_short(present.iloc[0])})"
@@ -772,6 +778,7 @@ def _encode(frame: pd.DataFrame, plan: _FeaturePlan) -> np.ndarray:
     blocks = []
     for name in plan.numeric:
         numbers = _as_numbers(frame[name])
+        numbers = numbers.where(np.isfinite(numbers))  # infinite cells are missing, as the plan's note says
         numbers = numbers.fillna(numbers.median() if numbers.notna().any() else 0.0).to_numpy()
         spread = numbers.std()
         blocks.append((numbers - numbers.mean()) / spread if spread > 0 else np.zeros_like(numbers))

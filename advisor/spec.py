@@ -58,6 +58,8 @@ def parse_spec(spec: SpecLike, *, field: str = "spec") -> LossSpec:
         return spec
     if isinstance(spec, str | bytes):
         spec = loads_json(spec, field=field, error=SpecError)
+    if too_deep(spec):
+        raise SpecError(FieldViolation(field, f"nested deeper than {MAX_JSON_DEPTH} levels"))
     if not isinstance(spec, Mapping):
         raise SpecError(
             FieldViolation(
@@ -70,13 +72,46 @@ def parse_spec(spec: SpecLike, *, field: str = "spec") -> LossSpec:
         raise SpecError(violations_from_pydantic(exc, prefix=field)) from None
 
 
+MAX_JSON_DEPTH = 32  # a spec or task description nests a few levels; a multi_task spec a few more
+
+
 def loads_json(text: str | bytes, *, field: str, error: type[AdvisorError]) -> Any:
-    """Parsed JSON; malformed text raises ``error`` naming the field, line and column."""
+    """Parsed JSON; malformed text raises ``error`` naming the field, line and column.
+
+    ``NaN`` and ``Infinity`` are refused (they are not JSON, and serialise back as ``null``), and so is nesting
+    deeper than :data:`MAX_JSON_DEPTH`.
+    """
+
+    def refuse(constant: str) -> None:
+        raise error(
+            FieldViolation(field, f"non-finite number {constant} is not allowed; give a finite number")
+        )
+
+    nested = FieldViolation(field, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        return json.loads(text)
+        value = json.loads(text, parse_constant=refuse)
     except json.JSONDecodeError as exc:
         message = f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         raise error(FieldViolation(field, message)) from None
+    except RecursionError:  # nested deeper than the parser itself allows
+        raise error(nested) from None
+    if too_deep(value):
+        raise error(nested)
+    return value
+
+
+def too_deep(value: Any) -> bool:
+    """Whether containers nest deeper than :data:`MAX_JSON_DEPTH` (iterative: no recursion limit to hit)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping | list | tuple):
+            if depth > MAX_JSON_DEPTH:
+                return True
+            stack.extend(
+                (child, depth + 1) for child in (item.values() if isinstance(item, Mapping) else item)
+            )
+    return False
 
 
 def violations_from_pydantic(exc: ValidationError, *, prefix: str) -> list[FieldViolation]:

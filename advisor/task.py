@@ -6,6 +6,7 @@ A :class:`TaskDescription` comes from the user directly (Python, JSON, gRPC) or 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -19,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from advisor.errors import AdvisorError
+from advisor.errors import AdvisorError, FieldViolation
 from advisor.heads import (
     DEFAULT_TWEEDIE_POWER,
     DEVIANCE_METRICS,
@@ -30,10 +31,19 @@ from advisor.heads import (
     Metric,
     deviance_power,
 )
-from advisor.spec import loads_json, violations_from_pydantic
+from advisor.spec import MAX_JSON_DEPTH, loads_json, too_deep, violations_from_pydantic
+
+# Limits on what a description may state, so every request's work is bounded (each violation names its limit).
+MAX_CLASSES = 10_000
+MAX_HEADS = 64
+MAX_NAME_LENGTH = 256
+MAX_SAMPLE_RATE = 768_000  # Hz: the highest rate audio interfaces offer
+MAX_COUNT = 2**53  # counts stay exact as floats
+MAX_NOTES = 1_000
 
 Share = Annotated[float, Field(ge=0, le=1)]
-Count = Annotated[int, Field(ge=0)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Name = Annotated[str, Field(max_length=MAX_NAME_LENGTH)]
 CLASS_HEADS = ("binary", "multiclass", "ordinal")
 LABEL_HEADS = (*CLASS_HEADS, "multilabel", "segmentation")
 # An imbalance ratio at or above this is "imbalanced" (selection.md: < 3 none, 3-20 moderate, > 20 severe).
@@ -45,7 +55,7 @@ class TaskError(AdvisorError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LabelNoise(_Model):
@@ -131,23 +141,33 @@ STATISTIC_HEADS: dict[str, tuple[str, ...]] = {
 class Head(_Model):
     """One output head: its type, statistics, the metric it is judged by, and known traits."""
 
-    name: str = Field("target", min_length=1, description="Head name (a target column for profiled data).")
+    name: str = Field(
+        "target",
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        description="Head name (a target column for profiled data).",
+    )
     type: HeadType = Field(description="What the head predicts.")
     num_classes: int | None = Field(
-        None, ge=2, description="Classes (labels for multilabel); from the histogram."
+        None, ge=2, le=MAX_CLASSES, description="Classes (labels for multilabel); from the histogram."
     )
     class_histogram: list[Count] | None = Field(
-        None, min_length=2, description="Count of each class, by index."
+        None, min_length=2, max_length=MAX_CLASSES, description="Count of each class, by index."
     )
-    class_labels: list[str] | None = Field(None, description="Display name of each class, by index.")
+    class_labels: list[Name] | None = Field(
+        None, max_length=MAX_CLASSES, description="Display name of each class, by index."
+    )
     positive_rates: list[Share] | None = Field(
-        None, min_length=1, description="Share of positives per label."
+        None, min_length=1, max_length=MAX_CLASSES, description="Share of positives per label."
     )
     target: TargetSummary | None = Field(None, description="Summary of a numeric target.")
     foreground_shares: list[Share] | None = Field(
-        None, min_length=1, description="Mean pixel share of each foreground class (background excluded)."
+        None,
+        min_length=1,
+        max_length=MAX_CLASSES,
+        description="Mean pixel share of each foreground class (background excluded).",
     )
-    sample_rate: int | None = Field(None, gt=0, description="Audio sample rate in Hz.")
+    sample_rate: int | None = Field(None, gt=0, le=MAX_SAMPLE_RATE, description="Audio sample rate in Hz.")
     tweedie_power: float | None = Field(
         None,
         description=f"Tweedie power p, 1 <= p <= 2 (1 Poisson, 2 gamma), of the tweedie_deviance metric and of "
@@ -247,19 +267,21 @@ class TaskDescription(_Model):
         What profiling did that the user should know (sampling, dropped columns, rows without a target).
     """
 
-    heads: list[Head] = Field(min_length=1, description="The model's output heads.")
-    n_samples: int | None = Field(None, ge=1, description="Training rows.")
-    n_features: int | None = Field(None, ge=0, description="Input features after encoding.")
+    heads: list[Head] = Field(min_length=1, max_length=MAX_HEADS, description="The model's output heads.")
+    n_samples: int | None = Field(None, ge=1, le=MAX_COUNT, description="Training rows.")
+    n_features: int | None = Field(None, ge=0, le=MAX_COUNT, description="Input features after encoding.")
     source: Literal["description", "data"] = Field("description", description="Stated or profiled.")
     notes: list[str] = Field(
-        default_factory=list, description="What profiling did (sampling, dropped columns)."
+        default_factory=list,
+        max_length=MAX_NOTES,
+        description="What profiling did (sampling, dropped columns).",
     )
 
     @field_validator("heads")
     @classmethod
     def _unique_names(cls, heads: list[Head]) -> list[Head]:
-        names = [head.name for head in heads]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
+        counts = Counter(head.name for head in heads)
+        duplicates = sorted(name for name, count in counts.items() if count > 1)
         if duplicates:
             raise ValueError(f"head names must be unique, repeated: {duplicates}")
         return heads
@@ -280,6 +302,8 @@ def parse_task(task: TaskLike, *, field: str = "") -> TaskDescription:
         return task
     if isinstance(task, str | bytes):
         task = loads_json(task, field=field or "task", error=TaskError)
+    elif too_deep(task):
+        raise TaskError(FieldViolation(field or "task", f"nested deeper than {MAX_JSON_DEPTH} levels"))
     try:
         return TaskDescription.model_validate(task)
     except ValidationError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -63,3 +64,32 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1) -> bool:
             return True
         time.sleep(interval)
     return False
+
+
+def _cpu_ticks(pid: int) -> int:
+    """User + system CPU time of a process, in clock ticks (/proc/PID/stat fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (read from /proc, Linux)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/stat") as stat:
+                if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+    return found
+
+
+def busiest_child(pid: int, seconds: float = 1.5) -> int:
+    """The child process that used the most CPU over ``seconds``: the trial worker during a trial call."""
+    before = {child: _cpu_ticks(child) for child in children(pid)}
+    time.sleep(seconds)
+    used = {}
+    for child, ticks in before.items():
+        with contextlib.suppress(OSError):
+            used[child] = _cpu_ticks(child) - ticks
+    return max(used, key=used.get)

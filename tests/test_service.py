@@ -3,6 +3,7 @@ cancellation, admission control with health, graceful drain on SIGTERM, auth, ge
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import advisor
 from advisor.client import AdvisorClient, ServiceError
 from advisor.service.convert import recommendation_from_proto
 from lossadvisor.v1 import advisor_pb2 as pb
-from tests.service_helpers import ServerProcess, details, wait_until
+from tests.service_helpers import ServerProcess, busiest_child, details, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = pb.TaskDescription(heads=[pb.Head(type="multiclass", class_histogram=[500, 150, 40])], n_features=8)
@@ -131,6 +132,16 @@ def test_recommend_on_csv_and_arrow_datasets(server):
          "dataset.csv", "INVALID_DATASET"),
         (pb.RecommendRequest(dataset=pb.Dataset(arrow_ipc=b"not arrow at all")), "dataset.arrow_ipc",
          "INVALID_DATASET"),
+        # Limits (issue 11): more classes than trials train; a size no description may state.
+        (pb.RecommendRequest(task=pb.TaskDescription(heads=[pb.Head(type="multiclass",
+                                                                    class_histogram=[5] * 1_001)]), options=QUICK),
+         "task.heads.0.num_classes", "INVALID_TASK"),
+        (pb.RecommendRequest(task=pb.TaskDescription(heads=[pb.Head(type="multiclass", num_classes=2**31 - 1)]),
+                             options=pb.Options(trials=False)),
+         "task.heads.0.num_classes", "INVALID_TASK"),
+        (pb.RecommendRequest(task=pb.TaskDescription(heads=[pb.Head(type="audio", sample_rate=2**31 - 1)]),
+                             options=pb.Options(trials=False)),
+         "task.heads.0.sample_rate", "INVALID_TASK"),
     ],
 )  # fmt: skip
 def test_invalid_requests_fail_with_field_violations(server, request_, field, reason):
@@ -361,3 +372,67 @@ def test_a_dataset_with_stated_traits(server):
     result = server.stub.Recommend(request, timeout=60)
     assert result.task.heads[0].calibration_needed
     assert result.heads[0].candidates[0].post_hoc.kind == "temperature"
+
+
+def test_a_100_kb_option_string_gets_a_short_invalid_argument_not_resource_exhausted(server):
+    code, found = _error(server.stub.Recommend, pb.RecommendRequest(task=TASK, options=pb.Options(
+        device="cuda" * 25_000)), timeout=30)  # fmt: skip
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and found["reason"] == "INVALID_OPTIONS"
+    assert len(found["fields"]["options.device"]) <= 500
+
+
+def test_heavy_rules_only_calls_never_stall_health_checks(server):
+    """Four 10,000-class rules-only calls at once (the largest allowed) while health is asked every 0.1 s: they
+    run off the event loop, so every health answer comes within its 5 s deadline (the frozen server took 48 s)."""
+    heavy = pb.RecommendRequest(
+        task=pb.TaskDescription(heads=[pb.Head(type="multiclass", class_histogram=list(range(1, 10_001)))]),
+        options=pb.Options(trials=False),
+    )
+    health = health_pb2_grpc.HealthStub(server.channel)
+    results, failures = [], []
+
+    def call() -> None:
+        try:
+            results.append(server.stub.Recommend(heavy, timeout=60))
+        except grpc.RpcError as error:
+            failures.append(error.code())
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    answers = []
+    while any(thread.is_alive() for thread in threads):
+        request = health_pb2.HealthCheckRequest(service="lossadvisor.v1.LossAdvisor")
+        answers.append(health.Check(request, timeout=5).status)
+        time.sleep(0.1)
+    for thread in threads:
+        thread.join()
+    assert set(answers) <= {health_pb2.HealthCheckResponse.SERVING} and answers
+    assert len(results) + failures.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 4 and results
+    assert all(len(r.heads[0].candidates) > 1 for r in results)
+
+
+def test_a_killed_trial_worker_fails_its_call_as_unavailable_and_a_fresh_one_serves_the_next():
+    server = ServerProcess("--workers", "1")
+    try:
+        long_run = pb.RecommendRequest(task=TASK, options=pb.Options(epochs=1000, repeats=2, max_rows=500,
+                                                                     budget_s=120))  # fmt: skip
+        outcome: dict = {}
+
+        def call() -> None:
+            try:
+                server.stub.Recommend(long_run, timeout=120)
+            except grpc.RpcError as error:
+                outcome["code"], outcome["details"] = error.code(), details(error)
+
+        holder = threading.Thread(target=call)
+        holder.start()
+        time.sleep(2.0)  # the worker is training
+        os.kill(busiest_child(server.process.pid), signal.SIGKILL)  # as the OOM killer would
+        holder.join(60)
+        assert outcome["code"] == grpc.StatusCode.UNAVAILABLE, outcome
+        assert outcome["details"]["reason"] == "WORKER_LOST" and outcome["details"]["retry_s"] > 0
+        # The pool was replaced: the next trial call is served (the fresh worker may still be starting).
+        assert wait_until(lambda: _admitted(server), timeout=90)
+    finally:
+        assert server.stop() == 0

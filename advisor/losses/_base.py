@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,10 +20,15 @@ ReductionField = Field(
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
-class LossParams(BaseModel):
-    """Base of every loss's parameter schema: unknown fields are errors and values are immutable."""
+# A target value marking entries to skip: any int64 a target tensor can hold.
+IgnoreIndex = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+class LossParams(BaseModel):
+    """Base of every loss's parameter schema: unknown fields are errors, values are immutable, and numbers are
+    finite (an ``Infinity`` in JSON would serialise back as ``null``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
 class CatalogLoss(nn.Module):

@@ -23,6 +23,7 @@ from torch import Tensor
 from advisor.errors import FieldViolation, LossInputError
 from advisor.losses._base import (
     CatalogLoss,
+    IgnoreIndex,
     LossParams,
     Reduction,
     ReductionField,
@@ -249,7 +250,7 @@ def ldam_margins(samples_per_class: list[int], max_margin: float, like: Tensor) 
 
 
 class _IgnoreIndexParams(LossParams):
-    ignore_index: int = Field(
+    ignore_index: IgnoreIndex = Field(
         -100, description="Target value whose entries are skipped (torch's default -100)."
     )
     reduction: Reduction = ReductionField
@@ -331,7 +332,7 @@ class BCEParams(LossParams):
     pos_weight: list[NonNegative] | None = Field(
         None, description="Per-label weight of positives, typically n_neg / n_pos."
     )
-    ignore_index: int | None = Field(
+    ignore_index: IgnoreIndex | None = Field(
         None, description="Target value whose entries are skipped (off by default)."
     )
     reduction: Reduction = ReductionField
@@ -423,7 +424,7 @@ class BinaryFocalParams(LossParams):
     alpha: float | None = Field(
         0.25, ge=0, le=1, description="Weight of positives (negatives get 1 - alpha); null for no weighting."
     )
-    ignore_index: int | None = Field(
+    ignore_index: IgnoreIndex | None = Field(
         None, description="Target value whose entries are skipped (off by default)."
     )
     reduction: Reduction = ReductionField
@@ -655,7 +656,7 @@ class ASLParams(LossParams):
     gamma_neg: float = Field(4.0, ge=0, description="Focusing exponent of negatives.")
     gamma_pos: float = Field(1.0, ge=0, description="Focusing exponent of positives.")
     clip: float = Field(0.05, ge=0, lt=1, description="Probability margin m shifted off negatives.")
-    ignore_index: int | None = Field(
+    ignore_index: IgnoreIndex | None = Field(
         None, description="Target value whose entries are skipped (off by default)."
     )
     reduction: Reduction = ReductionField

@@ -22,7 +22,14 @@ from pydantic import Field, model_validator
 from torch import Tensor
 
 from advisor.errors import FieldViolation, LossInputError
-from advisor.losses._base import CatalogLoss, LossParams, Reduction, ReductionField, safe_divide
+from advisor.losses._base import (
+    CatalogLoss,
+    IgnoreIndex,
+    LossParams,
+    Reduction,
+    ReductionField,
+    safe_divide,
+)
 from advisor.losses.classification import NonNegative, cross_entropy
 from advisor.losses.registry import register_loss
 
@@ -138,7 +145,7 @@ class SegmentationParams(LossParams):
         description="A class absent from the target: 'smooth' "
         "scores it through the smoothing terms, 'skip' leaves it out.",
     )
-    ignore_index: int | None = Field(
+    ignore_index: IgnoreIndex | None = Field(
         None, description="Index-target value of pixels to leave out (off by default)."
     )
     reduction: Reduction = ReductionField
@@ -367,7 +374,7 @@ class LovaszParams(LossParams):
     per_image: bool = Field(
         False, description="Compute per image and average, instead of over the whole batch."
     )
-    ignore_index: int | None = Field(
+    ignore_index: IgnoreIndex | None = Field(
         None, description="Index-target value of pixels to leave out (off by default)."
     )
     reduction: Reduction = Field(

@@ -81,7 +81,8 @@ def inverse_frequency_weights(ctx: RuleContext, *, power: float = 1.0) -> list[f
 def normalized_inverse_frequency(ctx: RuleContext) -> list[float]:
     """Inverse-frequency weights scaled to sum to 1 (a focal ``alpha`` vector)."""
     weights = [1.0 / max(n, 1) for n in _histogram(ctx)]
-    return _rounded([w / sum(weights) for w in weights])
+    total = sum(weights)  # once: a sum per class made this quadratic in the number of classes
+    return _rounded([w / total for w in weights])
 
 
 @derivation
@@ -89,7 +90,8 @@ def effective_number_weights(ctx: RuleContext, *, beta: float = 0.999) -> list[f
     """Cui et al. (2019): (1 - beta) / (1 - beta^n_c), normalised to sum to K; zero counts as 1."""
     counts = [max(n, 1) for n in _histogram(ctx)]
     weights = [(1 - beta) / (1 - beta**n) if beta > 0 else 1.0 for n in counts]
-    return _rounded([w * len(counts) / sum(weights) for w in weights])
+    scale = len(counts) / sum(weights)
+    return _rounded([w * scale for w in weights])
 
 
 @derivation

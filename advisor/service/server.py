@@ -185,12 +185,14 @@ def _options(config: ServerConfig) -> list[tuple[str, Any]]:
 async def serve(config: ServerConfig, *, ready: Callable[[int], None] | None = None) -> None:
     """Run the server until SIGTERM or SIGINT, then drain: health NOT_SERVING, in-flight calls finish."""
     context = multiprocessing.get_context("spawn")  # never fork after torch and grpc are initialised
-    pool = ProcessPoolExecutor(config.workers, mp_context=context, initializer=worker.initialize)
     manager = context.Manager()
-    loop = asyncio.get_running_loop()
-    await asyncio.gather(*(loop.run_in_executor(pool, worker.warm) for _ in range(config.workers)))
     limits = Limits(dataset_bytes=int(config.dataset_limit_mb * 1024 * 1024), admission=config.workers)
-    servicer = LossAdvisorServicer(pool, manager, limits)
+    servicer = LossAdvisorServicer(
+        lambda: ProcessPoolExecutor(config.workers, mp_context=context, initializer=worker.initialize),
+        manager, limits,
+    )  # fmt: skip
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*(loop.run_in_executor(servicer.pool, worker.warm) for _ in range(config.workers)))
     interceptors: list[grpc.aio.ServerInterceptor] = [MetricsInterceptor()]
     if config.token:
         interceptors.insert(0, AuthInterceptor(config.token))
@@ -225,5 +227,5 @@ async def serve(config: ServerConfig, *, ready: Callable[[int], None] | None = N
     await stopping.wait()
     await health_servicer.enter_graceful_shutdown()  # NOT_SERVING first, so balancers stop sending
     await server.stop(config.grace_s)
-    pool.shutdown(wait=True, cancel_futures=True)
+    servicer.pool.shutdown(wait=True, cancel_futures=True)
     manager.shutdown()

@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import json
 import queue as queues
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from advisor.core import (
     DEFAULT_MAX_ROWS,
     check_options,
     check_training,
+    check_trial_heads,
     recommend,
 )
 from advisor.errors import AdvisorError, FieldViolation
@@ -61,14 +63,17 @@ class Limits:
 
     dataset_bytes: int = 8 * 1024 * 1024
     admission: int = 1
+    rules_admission: int = 4  # rules-only calls run at once, each on a thread off the event loop
 
 
 class LossAdvisorServicer:
     """Small handlers: each converts, validates, and delegates to the core or a worker process."""
 
-    def __init__(self, pool: Executor, manager: Any, limits: Limits) -> None:
-        self.pool, self.manager, self.limits = pool, manager, limits
+    def __init__(self, new_pool: Callable[[], Executor], manager: Any, limits: Limits) -> None:
+        self.new_pool, self.manager, self.limits = new_pool, manager, limits
+        self.pool = new_pool()
         self.slots = asyncio.Semaphore(limits.admission)
+        self.rule_slots = asyncio.Semaphore(limits.rules_admission)
         self.shed = 0
 
     # ------------------------------------------------------------------------------------------ handlers
@@ -153,9 +158,12 @@ class LossAdvisorServicer:
                 options["traits"] = traits
         elif request.HasField("task"):
             try:
-                payload["task"] = task_from_proto(request.task).model_dump(mode="json")
+                task = task_from_proto(request.task)
+                if payload["trials"]:
+                    check_trial_heads(task, field="task")
             except AdvisorError as exc:
                 await status.invalid(context, exc.violations, "INVALID_TASK")
+            payload["task"] = task.model_dump(mode="json")
         else:
             await status.invalid(context, [FieldViolation("task", "give a task description or a dataset")],
                                  "INVALID_TASK")  # fmt: skip
@@ -178,16 +186,33 @@ class LossAdvisorServicer:
         return {kind: content, "target": targets[0] if len(targets) == 1 else targets,
                 "task_type": dataset.task_type}  # fmt: skip
 
+    def _replace(self, broken: Executor) -> None:
+        """A pool whose worker died cannot run anything again: start a fresh one (once, however many calls
+        saw it break) and warm it so the next call does not pay the start-up."""
+        if self.pool is not broken:
+            return
+        broken.shutdown(wait=False, cancel_futures=True)
+        self.pool = self.new_pool()
+        asyncio.get_running_loop().run_in_executor(self.pool, worker.warm)
+
     async def _rules_only(self, payload: dict[str, Any], context: grpc.aio.ServicerContext) -> Recommendation:
         if "dataset" in payload:  # profiling reads the data: that is worker work
             result = None
             async for event in self._trials(payload, context):
                 result = event
             return result
-        try:  # rules alone take well under a millisecond: no thread hop
-            return recommend(payload["task"], **payload["options"])
-        except AdvisorError as exc:
-            await status.invalid(context, exc.violations, "INVALID_ARGUMENT")
+        if self.rule_slots.locked():
+            self.shed += 1
+            await status.abort(
+                context, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"all {self.limits.rules_admission} rules-only slots are busy; retry shortly", "OVERLOADED",
+                retry_after_s=RETRY_AFTER_S,
+            )  # fmt: skip
+        async with self.rule_slots:
+            try:  # on a thread: a large (allowed) description never stalls health checks and other calls
+                return await asyncio.to_thread(recommend, payload["task"], **payload["options"])
+            except AdvisorError as exc:
+                await status.invalid(context, exc.violations, "INVALID_ARGUMENT")
 
     def _budget(self, payload: dict[str, Any], context: grpc.aio.ServicerContext) -> float | None:
         """The trial budget the deadline allows, or None when the deadline is too short for any trial."""
@@ -219,8 +244,9 @@ class LossAdvisorServicer:
             cancel, progress = self.manager.Event(), self.manager.Queue()
             job = {**payload, "options": {**payload["options"], "budget_s": budget}}
             job.pop("trials")
-            future = asyncio.get_running_loop().run_in_executor(self.pool, worker.run, job, cancel, progress)
+            pool = self.pool
             try:
+                future = asyncio.get_running_loop().run_in_executor(pool, worker.run, job, cancel, progress)
                 while not future.done():
                     for event in await asyncio.to_thread(_drain, progress):
                         yield event
@@ -228,6 +254,13 @@ class LossAdvisorServicer:
                 outcome = future.result()
                 for event in _drain(progress, wait=False):
                     yield event
+            except BrokenProcessPool:
+                self._replace(pool)
+                await status.abort(
+                    context, grpc.StatusCode.UNAVAILABLE,
+                    "the trial worker stopped during this call (killed, or out of memory); a fresh one is "
+                    "starting: retry", "WORKER_LOST", retry_after_s=RETRY_AFTER_S,
+                )  # fmt: skip
             except BaseException:
                 # Client cancel or deadline: stop the worker, and keep its slot until it has really stopped.
                 cancel.set()

@@ -15,6 +15,9 @@ DEFAULT_PATIENCE = 10
 DEFAULT_EPOCHS = 50
 # The stopping rule is epochs and repeats; the time budget is a cap that should not bind on a normal machine.
 DEFAULT_BUDGET_S = 300.0
+# Trials train a softmax over every class, (repeats x candidates x classes x batch) entries a step: above this
+# a head is ranked by rules alone (a request must say trials=false), so a request's memory and time stay bounded.
+MAX_TRIAL_CLASSES = 1_000
 
 
 class Training(BaseModel):

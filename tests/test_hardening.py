@@ -1,0 +1,155 @@
+"""Issue 11 at the Python boundary: declared limits, non-finite numbers, deep nesting, long echoes, infinite
+feature cells and data without features each give a precise error of ours (or a note), never a crash."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import advisor
+from advisor.core import OptionsError, recommend
+from advisor.errors import MAX_DESCRIPTION, AdvisorError
+from advisor.profiling import ProfileError
+from advisor.rules import derivations
+from advisor.spec import MAX_JSON_DEPTH
+from advisor.task import MAX_CLASSES, MAX_SAMPLE_RATE, TaskError, parse_task
+from advisor.trials.protocols import MAX_TRIAL_CLASSES
+
+
+def _violation(error: type[AdvisorError], call, *args, **kwargs) -> tuple[str, str]:
+    with pytest.raises(error) as caught:
+        call(*args, **kwargs)
+    assert isinstance(caught.value, ValueError)
+    violation = caught.value.violations[0]
+    return violation.field, violation.description
+
+
+def _head(**head) -> dict:
+    return {"heads": [{"name": "y", **head}]}
+
+
+@pytest.mark.parametrize(
+    ("head", "field", "limit"),
+    [
+        ({"type": "multiclass", "num_classes": 2**31 - 1}, "heads.0.num_classes", MAX_CLASSES),
+        ({"type": "multiclass", "class_histogram": [3] * (MAX_CLASSES + 1)}, "heads.0.class_histogram", MAX_CLASSES),
+        ({"type": "audio", "sample_rate": 2**31 - 1}, "heads.0.sample_rate", MAX_SAMPLE_RATE),
+        ({"type": "multilabel", "positive_rates": [0.1] * (MAX_CLASSES + 1)}, "heads.0.positive_rates", MAX_CLASSES),
+    ],
+)  # fmt: skip
+def test_sizes_a_client_chooses_are_bounded_and_the_error_names_the_limit(head, field, limit):
+    got_field, message = _violation(TaskError, parse_task, _head(**head))
+    assert got_field == field and str(limit) in message.replace(",", "")
+
+
+def test_too_many_heads_are_refused():
+    heads = [{"name": f"h{i}", "type": "binary"} for i in range(65)]
+    field, message = _violation(TaskError, parse_task, {"heads": heads})
+    assert field == "heads" and "64" in message
+
+
+@pytest.mark.parametrize("text", ['{"mean": NaN}', '{"mean": Infinity}', '{"variance": -Infinity}'])
+def test_non_finite_numbers_in_a_task_description_are_refused(text):
+    task = '{"heads": [{"name": "y", "type": "regression", "target": ' + text + "}]}"
+    field, message = _violation(TaskError, parse_task, task)
+    assert field == "task" and "non-finite" in message
+    as_python = _head(type="regression", target={"mean": math.inf})
+    field, message = _violation(TaskError, parse_task, as_python)
+    assert field == "heads.0.target.mean" and "finite" in message
+
+
+def test_trials_refuse_more_classes_than_they_train_and_rules_alone_accept_them():
+    task = _head(type="multiclass", class_histogram=list(range(1, MAX_TRIAL_CLASSES + 2)))
+    field, message = _violation(TaskError, recommend, task, epochs=2)
+    assert field == "heads.0.num_classes" and "1,000" in message and "trials=false" in message
+    ranked = recommend(task, trials=False).heads[0].candidates
+    assert ranked
+
+
+def test_class_weight_derivations_stay_exact_at_the_class_limit():
+    """Each weight is n-independent arithmetic (the sums are taken once; they were once per class)."""
+    counts = list(range(1, MAX_CLASSES + 1))
+    result = recommend(_head(type="multiclass", class_histogram=counts), trials=False)
+    assert len(result.heads[0].candidates) > 1
+    head = parse_task(_head(type="multiclass", class_histogram=counts)).heads[0]
+
+    class Context:  # what a derivation reads
+        pass
+
+    ctx = Context()
+    ctx.head = head
+    alpha = derivations.normalized_inverse_frequency(ctx)
+    inverse = [1.0 / n for n in counts]
+    assert alpha[0] == pytest.approx(inverse[0] / sum(inverse), rel=1e-5)
+    assert sum(alpha) == pytest.approx(1.0, rel=1e-4)
+    weights = derivations.effective_number_weights(ctx, beta=0.999)
+    raw = [(1 - 0.999) / (1 - 0.999**n) for n in counts]
+    assert weights[-1] == pytest.approx(raw[-1] * len(raw) / sum(raw), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ('{"loss": "focal", "params": {"gamma": Infinity}}', "spec"),
+        ('{"loss": "huber", "params": {"delta": NaN}}', "spec"),
+        ({"loss": "focal", "params": {"gamma": math.inf}}, "params.gamma"),
+        ({"loss": "focal", "params": {"alpha": [0.5, math.nan]}}, "params.alpha.1"),
+        ({"loss": "cross_entropy", "params": {"weight": [1.0, math.inf]}}, "params.weight.1"),
+        ({"loss": "cross_entropy", "params": {"ignore_index": 2**80}}, "params.ignore_index"),
+    ],
+)
+def test_specs_with_non_finite_or_out_of_range_numbers_are_refused(spec, field):
+    got_field, message = _violation(advisor.SpecError, advisor.normalize_spec, spec)
+    assert got_field == field
+    assert "finite" in message or "9223372036854775807" in message
+
+
+def test_deeply_nested_json_is_refused_not_a_recursion_error():
+    for depth in (MAX_JSON_DEPTH + 1, 5_000, 200_000):
+        text = "[" * depth + "]" * depth
+        field, message = _violation(advisor.SpecError, advisor.normalize_spec, text)
+        assert field == "spec" and "nested deeper" in message
+        field, message = _violation(TaskError, parse_task, '{"heads": ' + text + "}")
+        assert field == "task" and "nested deeper" in message
+    nested: dict = {}
+    for _ in range(5_000):
+        nested = {"inner": nested}
+    field, _ = _violation(advisor.SpecError, advisor.normalize_spec, {"loss": "mse", "params": nested})
+    assert field == "spec"
+
+
+def test_long_echoed_values_are_shortened_in_every_message():
+    field, message = _violation(OptionsError, recommend, _head(type="binary"), device="x" * 100_000)
+    assert field == "device" and len(message) <= MAX_DESCRIPTION and message.endswith("...")
+
+
+def _informative(rows: int = 600) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=rows)
+    return pd.DataFrame({"signal": x, "noise": rng.normal(size=rows), "y": (x > 0).astype(int)})
+
+
+def test_an_infinite_feature_cell_is_treated_as_missing_with_a_note_and_the_evidence_holds():
+    frame = _informative()
+    frame.loc[5, "signal"] = np.inf
+    frame.loc[9, "signal"] = -np.inf
+    result = recommend(frame, target="y", epochs=8, repeats=2, metric="roc_auc")
+    assert any("'signal'" in note and "infinite" in note for note in result.notes)
+    # With the cell read as +-inf the standardised column became NaN and the AUC fell to chance (0.45).
+    assert result.heads[0].candidates[0].evidence.mean > 0.95
+
+
+def test_data_without_a_usable_feature_is_a_clear_error_and_rules_alone_still_answer():
+    frame = pd.DataFrame({"constant": 1, "y": np.arange(400) % 2})
+    field, message = _violation(ProfileError, recommend, frame, target="y", epochs=2, repeats=2)
+    assert field == "data" and "no usable feature" in message and "trials=False" in message
+    assert recommend(frame, target="y", trials=False).heads[0].candidates
+
+
+def test_the_json_reader_refuses_non_finite_literals_everywhere_it_reads():
+    with pytest.raises(TaskError):
+        parse_task(json.dumps(_head(type="regression", target={"mean": float("nan")})))
