@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import warnings
@@ -34,7 +35,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -131,7 +132,12 @@ def _open_source(data: Any, target: str | Sequence[str] | None) -> _Source:
         Only used with ``(X, y)`` data, where it names the y columns.
     """
     if isinstance(data, str | Path):
-        return _csv_source(Path(data))
+        path = Path(data)
+        if not path.is_file():
+            raise _error("data", f"no such file: {str(path)!r}")
+        return _csv_source(path, repr(str(path)))
+    if isinstance(data, io.BufferedIOBase | io.RawIOBase):
+        return _csv_source(data, "the CSV bytes")
     if isinstance(data, pd.DataFrame):
         frame = data.rename(columns=str)
         _check_unique_columns(list(frame.columns))
@@ -151,47 +157,81 @@ def _check_unique_columns(columns: list[str]) -> None:
         raise _error("data", f"column names must be unique, repeated: {_listing(repeated)}")
 
 
-def _csv_source(path: Path) -> _Source:
-    """Read the header now and stream the rows later, in chunks of about ``CHUNK_CELLS`` cells."""
-    if not path.is_file():
-        raise _error("data", f"no such file: {str(path)!r}")
-    separator = _sniff_separator(path)
+# Leading bytes of binary formats people save with a .csv name (or send as CSV bytes), and what to do instead.
+_BINARY_FORMATS = (
+    (b"PK\x03\x04", "an Excel workbook (.xlsx) or another zip archive", "save it as CSV, or read it with "
+     "pandas.read_excel and pass the DataFrame"),
+    (b"\xd0\xcf\x11\xe0", "a legacy Excel workbook (.xls)", "save it as CSV, or read it with pandas.read_excel "
+     "and pass the DataFrame"),
+    (b"PAR1", "a Parquet file", "read it with pandas.read_parquet and pass the DataFrame (Arrow IPC over gRPC)"),
+    (b"ARROW1", "an Arrow IPC file", "read it with pyarrow and pass the DataFrame (arrow_ipc over gRPC)"),
+)  # fmt: skip
+_COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar")
+
+
+def _csv_source(source: Path | IO[bytes], label: str) -> _Source:
+    """Read the header now and stream the rows later, in chunks of about ``CHUNK_CELLS`` cells.
+
+    ``source`` is a path or a binary file object (the service's uploaded bytes): both go through this one
+    reader, with the same separator sniffing, missing-value markers and tolerance of stray bytes.
+    """
+    compressed = isinstance(source, Path) and source.suffix.lower() in _COMPRESSED
+    head = b"" if compressed else _head_bytes(source)
+    for magic, kind, instead in _BINARY_FORMATS:
+        if head.startswith(magic):
+            raise _error("data", f"{label} is {kind}, not CSV text: {instead}")
+    if b"\x00" in head:
+        raise _error("data", f"{label} holds NUL bytes: binary data, not CSV text")
+    text = head.decode("utf-8", errors="replace")
     options: dict[str, Any] = {
-        "sep": separator,
+        "sep": "," if compressed else _sniff_separator(text),
         "na_values": list(EXTRA_NA_VALUES),
         "skipinitialspace": True,
         "index_col": False,
-        # A stray byte in a different encoding should not stop the profile of a large file.
+        # A stray byte in a different encoding (latin-1 text) should not stop the profile of a large file.
         "encoding_errors": "replace",
     }
     try:
-        header = pd.read_csv(path, nrows=0, **options)
+        header = pd.read_csv(_rewound(source), nrows=0, **options)
     except pd.errors.EmptyDataError:
-        raise _error("data", f"{str(path)!r} is empty: no header row and no data") from None
+        raise _error("data", f"{label} is empty: no header row and no data") from None
     except (pd.errors.ParserError, ValueError) as exc:
-        raise _error("data", f"cannot read {str(path)!r} as CSV: {exc}") from None
+        raise _error("data", f"cannot read {label} as CSV: {exc}") from None
     columns = [str(name).strip() for name in header.columns]
     _check_unique_columns(columns)
     rows_per_chunk = max(1_000, CHUNK_CELLS // max(len(columns), 1))
-    return _Source(columns, _csv_chunks(path, columns, rows_per_chunk, options))
+    return _Source(columns, _csv_chunks(source, label, columns, rows_per_chunk, options))
 
 
-def _csv_chunks(path: Path, columns: list[str], rows: int, options: dict[str, Any]) -> Iterator[pd.DataFrame]:
+def _head_bytes(source: Path | IO[bytes], size: int = 64 * 1024) -> bytes:
+    if isinstance(source, Path):
+        with source.open("rb") as handle:
+            return handle.read(size)
+    return _rewound(source).read(size)
+
+
+def _rewound(source: Path | IO[bytes]) -> Path | IO[bytes]:
+    """A path as it is; a file object back at its start (it is read once for the header, once for rows)."""
+    if not isinstance(source, Path):
+        source.seek(0)
+    return source
+
+
+def _csv_chunks(
+    source: Path | IO[bytes], label: str, columns: list[str], rows: int, options: dict[str, Any]
+) -> Iterator[pd.DataFrame]:
     try:
-        with pd.read_csv(path, chunksize=rows, **options) as reader:
+        with pd.read_csv(_rewound(source), chunksize=rows, **options) as reader:
             for chunk in reader:
                 chunk.columns = columns
                 yield chunk
     except pd.errors.ParserError as exc:
-        raise _error("data", f"malformed CSV {str(path)!r}: {exc}") from None
+        raise _error("data", f"malformed CSV {label}: {exc}") from None
 
 
-def _sniff_separator(path: Path) -> str:
-    """The most frequent of , ; tab | in the header line (',' for compressed files or a single column)."""
-    if path.suffix.lower() in (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar"):
-        return ","
-    with path.open("r", encoding="utf-8", errors="replace") as handle:
-        header = handle.readline()
+def _sniff_separator(text: str) -> str:
+    """The most frequent of , ; tab | in the header line (',' for a single column)."""
+    header = text.split("\n", 1)[0]
     counts = {separator: header.count(separator) for separator in (",", ";", "\t", "|")}
     best = max(counts, key=lambda separator: counts[separator])
     return best if counts[best] > 0 else ","

@@ -153,3 +153,34 @@ def test_data_without_a_usable_feature_is_a_clear_error_and_rules_alone_still_an
 def test_the_json_reader_refuses_non_finite_literals_everywhere_it_reads():
     with pytest.raises(TaskError):
         parse_task(json.dumps(_head(type="regression", target={"mean": float("nan")})))
+
+
+def _csv_bytes(separator: str = ",", encoding: str = "utf-8") -> bytes:
+    frame = _informative(300)
+    frame["city"] = np.where(frame["noise"] > 0, "Zürich", "Genève")
+    return frame.to_csv(index=False, sep=separator).encode(encoding)
+
+
+@pytest.mark.parametrize(
+    ("head", "kind"),
+    [(b"PK\x03\x04\x14\x00", "Excel workbook (.xlsx)"), (b"\xd0\xcf\x11\xe0\xa1\xb1", "legacy Excel"),
+     (b"PAR1\x15\x04", "Parquet"), (b"a,b\n1,\x00\x002\n", "NUL bytes")],
+)  # fmt: skip
+def test_a_binary_file_named_csv_names_its_format_and_what_to_do(tmp_path, head, kind):
+    path = tmp_path / "data.csv"
+    path.write_bytes(head + bytes(range(256)) * 4)
+    field, message = _violation(ProfileError, recommend, str(path), target="y", trials=False)
+    assert field == "data" and kind in message and ("not CSV text" in message or "binary" in message)
+
+
+def test_one_csv_reader_for_paths_and_bytes_semicolons_and_latin_1_included(tmp_path):
+    import io
+
+    for separator, encoding in ((";", "latin-1"), (",", "utf-8"), ("\t", "latin-1")):
+        raw = _csv_bytes(separator, encoding)
+        path = tmp_path / "data.csv"
+        path.write_bytes(raw)
+        from_path = recommend(str(path), target="y", trials=False)
+        from_bytes = recommend(io.BytesIO(raw), target="y", trials=False)
+        # signal, noise and the two cities one-hot: the accents survive (or are replaced) the same way
+        assert from_path.task == from_bytes.task and from_path.task.n_features == 4

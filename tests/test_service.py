@@ -132,6 +132,9 @@ def test_recommend_on_csv_and_arrow_datasets(server):
          "dataset.csv", "INVALID_DATASET"),
         (pb.RecommendRequest(dataset=pb.Dataset(arrow_ipc=b"not arrow at all")), "dataset.arrow_ipc",
          "INVALID_DATASET"),
+        (pb.RecommendRequest(dataset=pb.Dataset(csv=b"PK\x03\x04\x14\x00" + bytes(200), target_columns=["y"]),
+                             options=QUICK),
+         "dataset.csv", "INVALID_DATASET"),  # an Excel workbook sent as CSV
         # Limits (issue 11): more classes than trials train; a size no description may state.
         (pb.RecommendRequest(task=pb.TaskDescription(heads=[pb.Head(type="multiclass",
                                                                     class_histogram=[5] * 1_001)]), options=QUICK),
@@ -436,3 +439,19 @@ def test_a_killed_trial_worker_fails_its_call_as_unavailable_and_a_fresh_one_ser
         assert wait_until(lambda: _admitted(server), timeout=90)
     finally:
         assert server.stop() == 0
+
+
+def test_the_service_reads_semicolon_separated_latin_1_csv_as_the_cli_does(server, tmp_path):
+    rows = ["id;city;score;y"] + [
+        f"{i};{'Zürich' if i % 3 else 'Genève'};{i % 7 * 0.5};{i % 2}" for i in range(200)
+    ]
+    raw = "\n".join(rows).encode("latin-1")
+    request = pb.RecommendRequest(
+        dataset=pb.Dataset(csv=raw, target_columns=["y"]), options=pb.Options(trials=False)
+    )
+    over_grpc = recommendation_from_proto(server.stub.Recommend(request, timeout=60))
+    path = tmp_path / "latin.csv"
+    path.write_bytes(raw)
+    in_python = advisor.recommend(str(path), target="y", trials=False)
+    assert over_grpc.task.n_features == in_python.task.n_features > 0
+    assert over_grpc.heads[0].candidates[0].spec == in_python.heads[0].candidates[0].spec

@@ -40,18 +40,10 @@ def _throttled(is_set: Callable[[], bool]) -> Callable[[], bool]:
     return check
 
 
-def _frame(dataset: dict[str, Any]) -> Any:
-    """The dataset bytes as a DataFrame; malformed bytes are an input error naming the field."""
-    import pandas as pd
-
+def _source(dataset: dict[str, Any]) -> Any:
+    """CSV bytes as a file object (profiling reads it as it reads a CSV file); Arrow IPC as a DataFrame."""
     if "csv" in dataset:
-        try:
-            return pd.read_csv(io.BytesIO(dataset["csv"]))
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise AdvisorError(
-                FieldViolation("dataset.csv", f"not a readable CSV table: {message}")
-            ) from None
+        return io.BytesIO(dataset["csv"])
     import pyarrow as pa
     import pyarrow.ipc
 
@@ -76,7 +68,7 @@ def run(payload: dict[str, Any], cancel: Any, progress: Any) -> dict[str, Any]:
     try:
         dataset = payload.get("dataset")
         if dataset is not None:
-            source: Any = _frame(dataset)
+            source: Any = _source(dataset)
             extra = {"target": dataset.get("target") or None, "task": dataset.get("task_type") or None}
         else:
             source, extra = payload["task"], {}
@@ -87,9 +79,18 @@ def run(payload: dict[str, Any], cancel: Any, progress: Any) -> dict[str, Any]:
     except AdvisorError as exc:
         kind = type(exc).__name__
         prefix = _FIELD_PREFIX.get(kind, "")
+        # "data" is the dataset's content: the field the request sent it in.
+        dataset = payload.get("dataset") or {}
+        content = "csv" if "csv" in dataset else "arrow_ipc" if "arrow_ipc" in dataset else ""
         return {
             "kind": kind,
-            "violations": [(_field(prefix, v.field), v.description) for v in exc.violations],
+            "violations": [
+                (
+                    f"dataset.{content}" if v.field == "data" and content else _field(prefix, v.field),
+                    v.description,
+                )
+                for v in exc.violations
+            ],
         }
 
 
