@@ -358,6 +358,11 @@ def recommend_command(
         raise UsageError(FieldViolation("data", "give a CSV file or --task-json, not both or neither"))
     if server and rules:
         raise UsageError(FieldViolation("rules", "--rules folders are local; the service uses its own rules"))
+    for name, path in (("out", out), ("report", report)):  # checked before the work, not after it
+        if path is not None and not path.parent.is_dir():
+            raise UsageError(
+                FieldViolation(name, f"no such folder: {str(path.parent)!r} (for {str(path)!r})")
+            )
     source = data if task_json is None else (sys.stdin.read() if task_json == "-" else _read_text(task_json))
     stop = CancelFlag()
     targets = target[0] if target and len(target) == 1 else target
@@ -372,7 +377,11 @@ def recommend_command(
 
             result = recommend(source, **options, rule_dirs=rules, progress=on_progress, cancel=stop.is_set)
     if out is not None:
-        out.write_text(json.dumps(result.specs(), indent=2) + "\n")
+        try:
+            out.write_text(json.dumps(result.specs(), indent=2) + "\n")
+        except OSError as exc:  # the result is still printed below
+            typer.echo(f"error: out: cannot write {str(out)!r}: {exc.strerror}", err=True)
+            out = None
     if report is not None:
         from advisor.report import write_report
 
@@ -573,9 +582,13 @@ class RuleCheckFailed(AdvisorError):
 
 def _read_text(path: str) -> str:
     try:
-        return Path(path).read_text()
+        return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(FieldViolation("path", f"cannot read {path!r}: {exc.strerror}")) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            FieldViolation("path", f"{path!r} is not UTF-8 text (byte {exc.start}): expected a JSON file")
+        ) from None
 
 
 def main() -> None:

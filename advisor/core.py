@@ -51,18 +51,25 @@ class HeadProgress:
     progress: Progress
 
 
+def _integer(value: Any) -> bool:
+    """An int that is not a bool (True would otherwise count as 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def check_options(budget_s: float, repeats: int | None, epochs: int, max_rows: int, device: str) -> str:
     """Validate ``recommend()``'s numeric options; returns the resolved device (auto -> cuda or cpu)."""
     problems = []
-    if not (isinstance(budget_s, int | float) and math.isfinite(budget_s) and budget_s > 0):
+    if isinstance(budget_s, bool) or not (
+        isinstance(budget_s, int | float) and math.isfinite(budget_s) and budget_s > 0
+    ):
         problems.append(FieldViolation("budget_s", f"got {budget_s!r}; a positive number of seconds"))
-    if repeats is not None and not (isinstance(repeats, int) and 2 <= repeats <= 30):
+    if repeats is not None and not (_integer(repeats) and 2 <= repeats <= 30):
         problems.append(
             FieldViolation("repeats", f"got {repeats!r}; an integer from 2 to 30, or None (by rows)")
         )
-    if not (isinstance(epochs, int) and 1 <= epochs <= 1000):
+    if not (_integer(epochs) and 1 <= epochs <= 1000):
         problems.append(FieldViolation("epochs", f"got {epochs!r}; an integer from 1 to 1000"))
-    if not (isinstance(max_rows, int) and max_rows >= 50):
+    if not (_integer(max_rows) and max_rows >= 50):
         problems.append(FieldViolation("max_rows", f"got {max_rows!r}; an integer of at least 50"))
     if device not in ("auto", "cpu", "cuda"):
         problems.append(FieldViolation("device", f"got {device!r}; one of auto, cpu, cuda"))

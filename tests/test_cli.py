@@ -151,3 +151,31 @@ def test_a_bad_training_protocol_is_one_line_naming_the_field():
         result = _run("recommend", "client_examples/data/churn.csv", "--training", value)
         assert result.returncode == 2 and field in result.stderr, (value, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and all(fragment in lines[0] for fragment in fragments), result.stderr
+
+
+def test_unreadable_inputs_are_one_line_errors_not_tracebacks(tmp_path):
+    binary = tmp_path / "spec.json"
+    binary.write_bytes(bytes(range(128, 256)) * 8)
+    _one_line_error(_run("spec", "check", str(binary)), "not UTF-8 text")
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    _one_line_error(_run("spec", "check", str(deep)), "nested deeper")
+    _one_line_error(_run("describe", str(deep)), "nested deeper")
+    excel = tmp_path / "data.csv"
+    excel.write_bytes(b"PK\x03\x04" + bytes(500))
+    _one_line_error(
+        _run("recommend", str(excel), "--target", "y", "--no-trials"), "Excel", "pandas.read_excel"
+    )
+
+
+def test_an_out_path_in_a_missing_folder_is_refused_before_any_work(tmp_path):
+    churn = "client_examples/data/churn.csv"
+    missing = tmp_path / "missing" / "specs.json"
+    _one_line_error(_run("recommend", churn, "--target", "churned", "--out", str(missing)), "no such folder")

@@ -184,3 +184,9 @@ def test_one_csv_reader_for_paths_and_bytes_semicolons_and_latin_1_included(tmp_
         from_bytes = recommend(io.BytesIO(raw), target="y", trials=False)
         # signal, noise and the two cities one-hot: the accents survive (or are replaced) the same way
         assert from_path.task == from_bytes.task and from_path.task.n_features == 4
+
+
+@pytest.mark.parametrize("option", ["repeats", "epochs", "max_rows", "budget_s"])
+def test_a_bool_is_not_taken_as_a_number(option):
+    field, message = _violation(OptionsError, recommend, _head(type="binary"), trials=False, **{option: True})
+    assert field == option and "True" in message
