@@ -190,3 +190,73 @@ def test_one_csv_reader_for_paths_and_bytes_semicolons_and_latin_1_included(tmp_
 def test_a_bool_is_not_taken_as_a_number(option):
     field, message = _violation(OptionsError, recommend, _head(type="binary"), trials=False, **{option: True})
     assert field == option and "True" in message
+
+
+# Rule files (finding 7).
+
+RULE = """\
+rules:
+  - id: my-rule
+    title: A rule
+    status: stable
+    when: {fact: head_type, eq: binary}
+    recommend:
+      loss: bce
+      params: {pos_weight: {derive: pos_weight, cap: CAP}}
+      prior: 0.5
+      rationale: Rare positives get the weight of the negatives they are outnumbered by.
+    references: ["Any reference, 2024"]
+    examples:
+      match:
+        - head: {type: binary, class_histogram: [90, 10]}
+          expect: {pos_weight: [9.0]}
+      no_match:
+        - head: {type: multiclass, class_histogram: [90, 10, 5]}
+"""
+
+
+def _rule_error(path) -> str:
+    from advisor.rules.loader import RuleLoadError, load_rules
+
+    with pytest.raises(RuleLoadError) as caught:
+        load_rules([path.parent], builtin=False)
+    assert isinstance(caught.value, ValueError) and len(str(caught.value)) < 2_000
+    return str(caught.value)
+
+
+def test_a_yaml_alias_bomb_is_refused_with_a_short_message(tmp_path):
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    bomb = "\n".join(levels) + "\nrules:\n  - id: bomb\n    when: *a8\n"
+    (tmp_path / "bomb.yaml").write_text(bomb)
+    assert "alias" in _rule_error(tmp_path / "bomb.yaml")
+
+
+def test_an_oversized_rule_file_is_refused_before_it_is_parsed(tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_text("# " + "x" * (2 * 1024 * 1024) + "\nrules: []\n")
+    message = _rule_error(path)
+    assert "big.yaml:1" in message and "at most" in message
+
+
+def test_a_symlink_loop_and_a_non_utf8_rule_file_are_named(tmp_path):
+    loop = tmp_path / "loop.yaml"
+    loop.symlink_to(tmp_path / "loop.yaml")
+    assert "loop.yaml" in _rule_error(loop) and "symbolic links" in _rule_error(loop)
+    loop.unlink()
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(RULE.replace("CAP", "100").replace("A rule", "Réglé").encode("latin-1"))
+    message = _rule_error(latin)
+    assert "latin.yaml:1" in message and "UTF-8" in message
+
+
+@pytest.mark.parametrize("cap", ['"abc"', "true", "[1, 2]", ".inf"])
+def test_a_derivation_argument_of_the_wrong_type_fails_at_load_with_its_line(tmp_path, cap):
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULE.replace("CAP", cap))
+    message = _rule_error(path)
+    assert "rules.yaml:8" in message and "argument 'cap'" in message and "a finite number" in message
+    path.write_text(RULE.replace("CAP", "100"))
+    from advisor.rules.loader import load_rules
+
+    assert [rule.id for rule in load_rules([tmp_path], builtin=False).rules] == ["my-rule"]

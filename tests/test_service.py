@@ -455,3 +455,11 @@ def test_the_service_reads_semicolon_separated_latin_1_csv_as_the_cli_does(serve
     in_python = advisor.recommend(str(path), target="y", trials=False)
     assert over_grpc.task.n_features == in_python.task.n_features > 0
     assert over_grpc.heads[0].candidates[0].spec == in_python.heads[0].candidates[0].spec
+
+
+def test_a_server_with_a_broken_rules_folder_fails_at_start_not_at_the_client(tmp_path, monkeypatch):
+    (tmp_path / "broken.yaml").write_text("rules:\n  - id: no-fields\n")
+    monkeypatch.setenv("LOSS_ADVISOR_RULES", str(tmp_path))
+    with pytest.raises(RuntimeError) as caught:
+        ServerProcess("--workers", "1")
+    assert "server did not start" in str(caught.value) and "broken.yaml:2" in str(caught.value)

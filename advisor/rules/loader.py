@@ -194,11 +194,59 @@ def _is_derived(value: Any) -> bool:
     return isinstance(value, dict) and "derive" in value
 
 
+# Bounds on a rule file, so a hostile or broken one fails fast with a short message (an alias bomb in 'when'
+# once took 2 GB): the built-in files are under 25 KB and a few thousand YAML nodes each.
+MAX_RULE_FILE_BYTES = 1024 * 1024
+MAX_RULE_NODES = 200_000  # YAML nodes with every alias expanded
+
+
+def _read_rule_file(path: str) -> str:
+    try:
+        size = Path(path).stat().st_size
+        if size > MAX_RULE_FILE_BYTES:
+            raise RuleLoadError(
+                FieldViolation(
+                    f"{path}:1", f"{size:,} bytes; a rule file may have at most {MAX_RULE_FILE_BYTES:,}"
+                )
+            )
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:  # a symlink loop, a permission, a folder named *.yaml
+        raise RuleLoadError(
+            FieldViolation(f"{path}:1", f"cannot read the rule file: {exc.strerror}")
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise RuleLoadError(
+            FieldViolation(f"{path}:1", f"not UTF-8 text (byte {exc.start}); save rule files as UTF-8")
+        ) from None
+
+
+def _expanded_size_exceeds(root: yaml.Node, limit: int) -> bool:
+    """Whether the node tree, every alias expanded, has more than ``limit`` nodes (stops counting there)."""
+    stack, count = [root], 0
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > limit:
+            return True
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(child for pair in node.value for child in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return False
+
+
 @functools.lru_cache(maxsize=256)
 def _load_file(path: str, modified: float, builtin: bool) -> tuple[Rule, ...]:
-    text = Path(path).read_text()
+    text = _read_rule_file(path)
     try:
         root = yaml.compose(text, Loader=_Loader)
+        if root is not None and _expanded_size_exceeds(root, MAX_RULE_NODES):
+            raise RuleLoadError(
+                FieldViolation(
+                    f"{path}:1",
+                    f"over {MAX_RULE_NODES:,} YAML nodes once aliases are expanded (an alias bomb?)",
+                )
+            )
         data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -216,7 +264,7 @@ def load_rule_file(path: str | Path, *, builtin: bool = False) -> tuple[Rule, ..
     path = Path(path)
     if not path.is_file():
         raise RuleLoadError(FieldViolation("rules", f"{path}: no such rule file"))
-    return _load_file(str(path), path.stat().st_mtime, builtin)
+    return _load_file(str(path), _modified(path), builtin)
 
 
 def rule_files(directory: str | Path) -> list[Path]:
@@ -243,9 +291,18 @@ def load_rules(rule_dirs: Sequence[str | Path] | None = None, *, builtin: bool =
     sources = [(BUILTIN_RULES_DIR, True)] if builtin else []
     sources += [(d, False) for d in user_rule_dirs(rule_dirs)]
     files = tuple(
-        (str(path), path.stat().st_mtime, is_builtin) for d, is_builtin in sources for path in rule_files(d)
+        (str(path), _modified(path), is_builtin) for d, is_builtin in sources for path in rule_files(d)
     )
     return _rule_set(files)
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError as exc:  # a symlink loop or a dangling link
+        raise RuleLoadError(
+            FieldViolation(f"{path}:1", f"cannot read the rule file: {exc.strerror}")
+        ) from None
 
 
 @functools.lru_cache(maxsize=64)

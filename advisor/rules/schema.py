@@ -9,6 +9,7 @@ compiled into plain Python closures, so evaluating it costs microseconds.
 from __future__ import annotations
 
 import difflib
+import math
 import operator
 import types
 import typing
@@ -242,4 +243,15 @@ def check_derive_arguments(name: str, derive: Derive) -> str | None:
     unknown = [arg for arg in derive.arguments if arg not in accepted]
     if unknown:
         return f"derivation '{derive.derive}' takes {sorted(accepted) or 'no arguments'}, not {unknown}"
+    for arg, value in derive.arguments.items():
+        default = accepted[arg].default  # every argument has a default: its type is the one expected
+        numeric = isinstance(default, int | float) and not isinstance(default, bool)
+        fits = (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            if numeric
+            else isinstance(value, type(default))
+        )
+        if not fits:
+            expected = "a finite number" if numeric else type(default).__name__
+            return f"derivation '{derive.derive}' argument '{arg}': got {value!r}; {expected}"
     return None

@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from advisor.rules.loader import load_rules
 from advisor.service import worker
 from advisor.service.servicer import SERVICE, Limits, LossAdvisorServicer
 from lossadvisor.v1 import advisor_pb2 as pb
@@ -183,7 +184,12 @@ def _options(config: ServerConfig) -> list[tuple[str, Any]]:
 
 
 async def serve(config: ServerConfig, *, ready: Callable[[int], None] | None = None) -> None:
-    """Run the server until SIGTERM or SIGINT, then drain: health NOT_SERVING, in-flight calls finish."""
+    """Run the server until SIGTERM or SIGINT, then drain: health NOT_SERVING, in-flight calls finish.
+
+    The rules (built-in plus ``LOSS_ADVISOR_RULES``) are loaded first: a broken rules folder is the operator's
+    to fix and fails the start (:class:`RuleLoadError`), never a client's request.
+    """
+    load_rules()
     context = multiprocessing.get_context("spawn")  # never fork after torch and grpc are initialised
     manager = context.Manager()
     limits = Limits(dataset_bytes=int(config.dataset_limit_mb * 1024 * 1024), admission=config.workers)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import queue as queues
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
@@ -32,6 +33,7 @@ from advisor.core import (
 from advisor.errors import AdvisorError, FieldViolation
 from advisor.losses import catalog, normalize_spec
 from advisor.recommendation import Recommendation
+from advisor.rules.loader import RuleLoadError
 from advisor.service import status, worker
 from advisor.service.convert import (
     options_from_proto,
@@ -43,6 +45,7 @@ from advisor.service.convert import (
 from lossadvisor.v1 import advisor_pb2 as pb
 
 SERVICE = "lossadvisor.v1.LossAdvisor"
+LOG = logging.getLogger("advisor.service")
 # A trial call needs at least this much of its deadline (worker hand-off, profiling, one epoch, the reply).
 MIN_TRIAL_DEADLINE_S = 3.0
 # Deadline kept back from the trial budget for everything around the trials.
@@ -211,6 +214,8 @@ class LossAdvisorServicer:
         async with self.rule_slots:
             try:  # on a thread: a large (allowed) description never stalls health checks and other calls
                 return await asyncio.to_thread(recommend, payload["task"], **payload["options"])
+            except RuleLoadError as exc:
+                await _rules_broken(context, exc.violations)
             except AdvisorError as exc:
                 await status.invalid(context, exc.violations, "INVALID_ARGUMENT")
 
@@ -269,8 +274,20 @@ class LossAdvisorServicer:
                 raise
         if "violations" in outcome:
             violations = [FieldViolation(field, description) for field, description in outcome["violations"]]
+            if outcome["kind"] == RuleLoadError.__name__:
+                await _rules_broken(context, violations)
             await status.invalid(context, violations, _REASONS.get(outcome["kind"], "INVALID_ARGUMENT"))
         yield Recommendation.model_validate_json(outcome["result"])
+
+
+async def _rules_broken(context: grpc.aio.ServicerContext, violations: list[FieldViolation]) -> None:
+    """Rule files that stopped loading after the start are the operator's fault, not the client's."""
+    LOG.error("the rule files do not load: %s", "; ".join(str(v) for v in violations))
+    await status.abort(
+        context, grpc.StatusCode.INTERNAL,
+        "the server's rule files do not load; its operator has to fix them (the server log says where)",
+        "RULES_BROKEN",
+    )  # fmt: skip
 
 
 def _drain(queue: Any, *, wait: bool = True) -> list[dict[str, Any]]:
