@@ -463,3 +463,28 @@ def test_a_server_with_a_broken_rules_folder_fails_at_start_not_at_the_client(tm
     with pytest.raises(RuntimeError) as caught:
         ServerProcess("--workers", "1")
     assert "server did not start" in str(caught.value) and "broken.yaml:2" in str(caught.value)
+
+
+def test_a_deadline_during_profiling_kills_the_stuck_worker_and_frees_its_slot():
+    """Profiling a 50,000-column CSV takes about 30 s and never checks the cancel flag: at the deadline the
+    worker gets a second to stop, then it is killed and replaced (it used to hold the only slot to the end)."""
+    server = ServerProcess("--workers", "1", "--dataset-limit-mb", "4")
+    try:
+        columns = 50_000
+        wide = (",".join(f"c{i}" for i in range(columns)) + ",y\n"
+                + "".join(",".join(["1"] * columns) + f",{i % 2}\n" for i in range(8))).encode()  # fmt: skip
+        assert wait_until(lambda: len(_worker_pids(server)) >= 2, timeout=30)  # manager and the warm worker
+        before = _worker_pids(server)
+        request = pb.RecommendRequest(dataset=pb.Dataset(csv=wide, target_columns=["y"]), options=QUICK)
+        code, _ = _error(server.stub.Recommend, request, timeout=4.0)
+        assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert wait_until(lambda: _admitted(server), timeout=60)
+        assert before - _worker_pids(server), "the stuck worker was killed"
+    finally:
+        assert server.stop() == 0
+
+
+def _worker_pids(server) -> set[int]:
+    from tests.service_helpers import children
+
+    return set(children(server.process.pid))

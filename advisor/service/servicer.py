@@ -51,6 +51,8 @@ MIN_TRIAL_DEADLINE_S = 3.0
 # Deadline kept back from the trial budget for everything around the trials.
 DEADLINE_MARGIN_S = 2.0
 RETRY_AFTER_S = 2.0
+# How long a cancelled call's worker may take to stop before it is killed and replaced.
+STOP_GRACE_S = 1.0
 # ErrorInfo reasons of the input errors a worker reports (a dataset that cannot be read or profiled, ...).
 _REASONS = {
     "ProfileError": "INVALID_DATASET",
@@ -189,6 +191,16 @@ class LossAdvisorServicer:
         return {kind: content, "target": targets[0] if len(targets) == 1 else targets,
                 "task_type": dataset.task_type}  # fmt: skip
 
+    def _kill(self, pool: Executor) -> None:
+        """Kill the pool's worker processes (a stuck call) and start a fresh pool."""
+        for process in list(getattr(pool, "_processes", {}).values()):  # ProcessPoolExecutor keeps them here
+            with contextlib.suppress(OSError):
+                process.kill()
+        LOG.warning(
+            "a trial worker did not stop within %.0f s of its call's end: killed and replaced", STOP_GRACE_S
+        )
+        self._replace(pool)
+
     def _replace(self, broken: Executor) -> None:
         """A pool whose worker died cannot run anything again: start a fresh one (once, however many calls
         saw it break) and warm it so the next call does not pay the start-up."""
@@ -267,10 +279,15 @@ class LossAdvisorServicer:
                     "starting: retry", "WORKER_LOST", retry_after_s=RETRY_AFTER_S,
                 )  # fmt: skip
             except BaseException:
-                # Client cancel or deadline: stop the worker, and keep its slot until it has really stopped.
+                # Client cancel or deadline: stop the worker, and keep its slot until it has really stopped. A
+                # step that does not check the cancel flag (profiling a very wide CSV) has STOP_GRACE_S to end;
+                # then its worker is killed and replaced, so the slot never stays blocked past the deadline.
                 cancel.set()
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(future)
+                    await asyncio.wait_for(asyncio.shield(future), STOP_GRACE_S)
+                if not future.done():
+                    future.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody awaits it now
+                    self._kill(pool)
                 raise
         if "violations" in outcome:
             violations = [FieldViolation(field, description) for field, description in outcome["violations"]]
