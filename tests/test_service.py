@@ -236,14 +236,17 @@ def test_sigterm_lets_the_call_finish_and_refuses_new_ones():
         time.sleep(1.5)
         server.process.send_signal(signal.SIGTERM)
         time.sleep(0.5)
+        # Within the drain window health still answers, NOT_SERVING, and new calls are refused to go elsewhere.
         fresh = grpc.insecure_channel(server.address)
-        with pytest.raises(grpc.RpcError) as refused:
-            health_pb2_grpc.HealthStub(fresh).Check(health_pb2.HealthCheckRequest(), timeout=3)
-        assert refused.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+        answer = health_pb2_grpc.HealthStub(fresh).Check(health_pb2.HealthCheckRequest(), timeout=3)
+        assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        code, found = _error(advisor_stub(fresh).Recommend, pb.RecommendRequest(task=TASK), timeout=10)
+        assert code == grpc.StatusCode.UNAVAILABLE and found["reason"] == "DRAINING" and found["retry_s"] > 0
         fresh.close()
         caller.join(60)
         assert results["response"].heads[0].stopped_by == "time"
         assert server.process.wait(timeout=60) == 0
+        assert "1 of 1 calls in flight finished, 0 cancelled" in server.process.stderr.read()
     finally:
         server.stop()
 
@@ -488,3 +491,36 @@ def _worker_pids(server) -> set[int]:
     from tests.service_helpers import children
 
     return set(children(server.process.pid))
+
+
+def test_sigterm_cancels_what_outlasts_the_grace_and_the_log_says_so():
+    server = ServerProcess("--workers", "1", "--grace", "3")
+    try:
+        outcome = {}
+
+        def call() -> None:
+            try:
+                server.stub.Recommend(pb.RecommendRequest(task=TASK, options=pb.Options(
+                    epochs=1000, repeats=2, max_rows=500, budget_s=120)), timeout=120)  # fmt: skip
+            except grpc.RpcError as error:
+                outcome["code"] = error.code()
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        time.sleep(2.0)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=30) == 0
+        caller.join(30)
+        assert outcome["code"] in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
+        assert (
+            "0 of 1 calls in flight finished, 1 cancelled at the end of the grace"
+            in server.process.stderr.read()
+        )
+    finally:
+        server.stop()
+
+
+def advisor_stub(channel):
+    from lossadvisor.v1 import advisor_pb2_grpc
+
+    return advisor_pb2_grpc.LossAdvisorStub(channel)

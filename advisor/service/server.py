@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import multiprocessing
 import signal
 import time
@@ -24,6 +25,9 @@ from advisor.service import worker
 from advisor.service.servicer import SERVICE, Limits, LossAdvisorServicer
 from lossadvisor.v1 import advisor_pb2 as pb
 
+LOG = logging.getLogger("advisor.service")
+# After SIGTERM, health says NOT_SERVING for this long (within the grace) before the server stops listening.
+DRAIN_S = 2.0
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 CALLS = Counter("lossadvisor_calls_total", "Handled calls.", ["method", "code"])
 LATENCY = Histogram("lossadvisor_call_seconds", "Call latency.", ["method"],
@@ -231,7 +235,25 @@ async def serve(config: ServerConfig, *, ready: Callable[[int], None] | None = N
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
-    await health_servicer.enter_graceful_shutdown()  # NOT_SERVING first, so balancers stop sending
-    await server.stop(config.grace_s)
-    servicer.pool.shutdown(wait=True, cancel_futures=True)
+    await _drain(server, servicer, health_servicer, config.grace_s)
     manager.shutdown()
+
+
+async def _drain(
+    server: grpc.aio.Server, servicer: LossAdvisorServicer, health_servicer: Any, grace_s: float
+) -> None:
+    """Shut down as load balancers expect: health answers NOT_SERVING (and new calls are refused with
+    UNAVAILABLE) for a drain window, in-flight calls get the rest of the grace period, then are cancelled and
+    their workers killed; the log says which calls finished and which were cancelled."""
+    started = time.monotonic()
+    servicer.draining = True
+    await health_servicer.enter_graceful_shutdown()
+    in_flight = servicer.in_flight
+    await asyncio.sleep(min(DRAIN_S, grace_s))  # balancers poll health and stop sending
+    await server.stop(max(grace_s - (time.monotonic() - started), 0.0))
+    cancelled = servicer.in_flight  # the calls still running when the grace ran out
+    servicer.stop_workers()
+    LOG.warning(
+        "shut down in %.1f s (grace %.1f s): %d of %d calls in flight finished, %d cancelled at the end of the grace",
+        time.monotonic() - started, grace_s, in_flight - cancelled, in_flight, cancelled,
+    )  # fmt: skip

@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 import queue as queues
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -77,6 +77,8 @@ class LossAdvisorServicer:
     def __init__(self, new_pool: Callable[[], Executor], manager: Any, limits: Limits) -> None:
         self.new_pool, self.manager, self.limits = new_pool, manager, limits
         self.pool = new_pool()
+        self.draining = False  # set on SIGTERM: new calls are refused, running ones finish
+        self.in_flight = 0
         self.slots = asyncio.Semaphore(limits.admission)
         self.rule_slots = asyncio.Semaphore(limits.rules_admission)
         self.shed = 0
@@ -84,6 +86,10 @@ class LossAdvisorServicer:
     # ------------------------------------------------------------------------------------------ handlers
 
     async def Recommend(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.RecommendResponse:
+        with self._counted():
+            return await self._recommend(raw, context)
+
+    async def _recommend(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.RecommendResponse:
         payload = await self._payload(raw, context)
         if not payload["trials"]:
             result = await self._rules_only(payload, context)
@@ -93,6 +99,13 @@ class LossAdvisorServicer:
         return await _to_proto(result)
 
     async def RecommendStream(
+        self, raw: bytes, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.RecommendEvent]:
+        with self._counted():
+            async for event in self._recommend_stream(raw, context):
+                yield event
+
+    async def _recommend_stream(
         self, raw: bytes, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.RecommendEvent]:
         payload = await self._payload(raw, context)
@@ -141,8 +154,26 @@ class LossAdvisorServicer:
             violation = FieldViolation("request", f"not a valid {message.__name__} message: {exc}")
             await status.invalid(context, [violation], "MALFORMED_REQUEST")
 
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+    def stop_workers(self) -> None:
+        """At shutdown: cancel queued work and kill running workers (their calls have been cancelled)."""
+        _kill_processes(self.pool)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
     async def _payload(self, raw: bytes, context: grpc.aio.ServicerContext) -> dict[str, Any]:
         """Everything a worker needs, validated here so that bad input never takes a worker slot."""
+        if self.draining:
+            await status.abort(
+                context, grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry on another instance",
+                "DRAINING", retry_after_s=RETRY_AFTER_S,
+            )  # fmt: skip
         request = await self._parse(raw, pb.RecommendRequest, context)
         options = options_from_proto(request.options)
         payload: dict[str, Any] = {"options": options, "trials": options.get("trials", True)}
@@ -193,9 +224,7 @@ class LossAdvisorServicer:
 
     def _kill(self, pool: Executor) -> None:
         """Kill the pool's worker processes (a stuck call) and start a fresh pool."""
-        for process in list(getattr(pool, "_processes", {}).values()):  # ProcessPoolExecutor keeps them here
-            with contextlib.suppress(OSError):
-                process.kill()
+        _kill_processes(pool)
         LOG.warning(
             "a trial worker did not stop within %.0f s of its call's end: killed and replaced", STOP_GRACE_S
         )
@@ -295,6 +324,12 @@ class LossAdvisorServicer:
                 await _rules_broken(context, violations)
             await status.invalid(context, violations, _REASONS.get(outcome["kind"], "INVALID_ARGUMENT"))
         yield Recommendation.model_validate_json(outcome["result"])
+
+
+def _kill_processes(pool: Executor) -> None:
+    for process in list(getattr(pool, "_processes", {}).values()):  # ProcessPoolExecutor keeps them here
+        with contextlib.suppress(OSError):
+            process.kill()
 
 
 async def _to_proto(result: Recommendation) -> pb.RecommendResponse:
