@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import queue as queues
@@ -51,6 +52,8 @@ MIN_TRIAL_DEADLINE_S = 3.0
 # Deadline kept back from the trial budget for everything around the trials.
 DEADLINE_MARGIN_S = 2.0
 RETRY_AFTER_S = 2.0
+# Rules-only calls and replies over more classes than this run on a thread; smaller ones inline on the loop.
+HEAVY_CLASSES = 1_000
 # How long a cancelled call's worker may take to stop before it is killed and replaced.
 STOP_GRACE_S = 1.0
 # ErrorInfo reasons of the input errors a worker reports (a dataset that cannot be read or profiled, ...).
@@ -68,7 +71,7 @@ class Limits:
 
     dataset_bytes: int = 8 * 1024 * 1024
     admission: int = 1
-    rules_admission: int = 4  # rules-only calls run at once, each on a thread off the event loop
+    rules_admission: int = 4  # large rules-only calls at once, each on a thread off the event loop
 
 
 class LossAdvisorServicer:
@@ -245,20 +248,25 @@ class LossAdvisorServicer:
             async for event in self._trials(payload, context):
                 result = event
             return result
-        if self.rule_slots.locked():
-            self.shed += 1
-            await status.abort(
-                context, grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"all {self.limits.rules_admission} rules-only slots are busy; retry shortly", "OVERLOADED",
-                retry_after_s=RETRY_AFTER_S,
-            )  # fmt: skip
-        async with self.rule_slots:
-            try:  # on a thread: a large (allowed) description never stalls health checks and other calls
-                return await asyncio.to_thread(recommend, payload["task"], **payload["options"])
-            except RuleLoadError as exc:
-                await _rules_broken(context, exc.violations)
-            except AdvisorError as exc:
-                await status.invalid(context, exc.violations, "INVALID_ARGUMENT")
+        call = functools.partial(recommend, payload["task"], **payload["options"])
+        try:
+            if _classes(payload["task"]["heads"]) <= HEAVY_CLASSES:
+                return call()  # well under a millisecond: inline (a thread's GIL hand-offs cost more)
+            if self.rule_slots.locked():
+                self.shed += 1
+                await status.abort(
+                    context, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"all {self.limits.rules_admission} slots for large rules-only calls are busy; retry shortly",
+                    "OVERLOADED", retry_after_s=RETRY_AFTER_S,
+                )  # fmt: skip
+            async with (
+                self.rule_slots
+            ):  # on a thread: a large description never stalls health and other calls
+                return await asyncio.to_thread(call)
+        except RuleLoadError as exc:
+            await _rules_broken(context, exc.violations)
+        except AdvisorError as exc:
+            await status.invalid(context, exc.violations, "INVALID_ARGUMENT")
 
     def _budget(self, payload: dict[str, Any], context: grpc.aio.ServicerContext) -> float | None:
         """The trial budget the deadline allows, or None when the deadline is too short for any trial."""
@@ -332,8 +340,15 @@ def _kill_processes(pool: Executor) -> None:
             process.kill()
 
 
+def _classes(heads: list[Any]) -> int:
+    """Classes over all heads (task dicts or Head models): what the cost of rules and replies grows with."""
+    return sum((h["num_classes"] if isinstance(h, dict) else h.num_classes) or 0 for h in heads)
+
+
 async def _to_proto(result: Recommendation) -> pb.RecommendResponse:
-    """The reply, built off the event loop: 10,000-class weight lists take 0.2 s to convert."""
+    """The reply; a large one is built off the event loop (10,000-class weight lists take 0.2 s to convert)."""
+    if _classes(result.task.heads) <= HEAVY_CLASSES:
+        return response_to_proto(result)
     return await asyncio.to_thread(response_to_proto, result)
 
 
