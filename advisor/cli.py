@@ -30,7 +30,28 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from advisor import __version__
+
+        typer.echo(f"advisor-cli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Loss Advisor: which loss should this model train with, configured how, and why."""
+
+
 spec_app = typer.Typer(help="Check loss specs and export their JSON Schema.", no_args_is_help=True)
 app.add_typer(spec_app, name="spec")
 rules_app = typer.Typer(

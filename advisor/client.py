@@ -27,6 +27,18 @@ from advisor.task import parse_task
 from lossadvisor.v1 import advisor_pb2 as pb
 from lossadvisor.v1 import advisor_pb2_grpc
 
+# gRPC's own retries (A6): a shed call (RESOURCE_EXHAUSTED, the server is busy) or a lost worker or draining
+# server (UNAVAILABLE) is tried again with backoff; other languages can use the same service config.
+SERVICE_CONFIG = json.dumps({
+    "methodConfig": [{
+        "name": [{"service": "lossadvisor.v1.LossAdvisor"}],
+        "retryPolicy": {
+            "maxAttempts": 5, "initialBackoff": "1s", "maxBackoff": "8s", "backoffMultiplier": 2,
+            "retryableStatusCodes": ["RESOURCE_EXHAUSTED", "UNAVAILABLE"],
+        },
+    }]
+})  # fmt: skip
+
 
 class ServiceError(AdvisorError):
     """The service refused a call; ``code`` is the gRPC status, ``violations`` the BadRequest details."""
@@ -55,7 +67,8 @@ def _service_error(error: grpc.RpcError) -> ServiceError:
 def build_request(
     data_or_task: Any, *, target: str | list[str] | None = None, task: str | None = None, **options: Any
 ) -> pb.RecommendRequest:
-    """A RecommendRequest from a task description (dict, JSON, TaskDescription) or a CSV file path."""
+    """A RecommendRequest from a task description (dict, JSON, TaskDescription), a CSV file path or a pandas
+    DataFrame (sent as CSV bytes, which the service reads with the same reader as files)."""
     request = pb.RecommendRequest(options=json_format.ParseDict(options, pb.Options()))
     is_text = isinstance(data_or_task, str)
     if (
@@ -65,10 +78,21 @@ def build_request(
     ):
         request.task.CopyFrom(task_to_proto(parse_task(data_or_task)))
         return request
+    targets = [target] if isinstance(target, str) else list(target or [])
+    if hasattr(data_or_task, "to_csv"):  # a DataFrame: no pandas import here for the other inputs
+        content = data_or_task.to_csv(index=False).encode("utf-8")
+        request.dataset.CopyFrom(pb.Dataset(csv=content, target_columns=targets, task_type=task or ""))
+        return request
+    if not isinstance(data_or_task, str | Path):
+        raise AdvisorError(
+            FieldViolation(
+                "data",
+                f"got {type(data_or_task).__name__}; a task description, a CSV path or a pandas DataFrame",
+            )
+        )
     path = Path(data_or_task)
     if not path.is_file():
         raise AdvisorError(FieldViolation("data", f"no such file: {path}"))
-    targets = [target] if isinstance(target, str) else list(target or [])
     request.dataset.CopyFrom(pb.Dataset(csv=path.read_bytes(), target_columns=targets, task_type=task or ""))
     return request
 
@@ -81,7 +105,8 @@ class AdvisorClient:
         timeout: float | None = None,
     ) -> None:  # fmt: skip
         options = [("grpc.max_receive_message_length", 16 * 1024 * 1024),
-                   ("grpc.max_send_message_length", 16 * 1024 * 1024)]  # fmt: skip
+                   ("grpc.max_send_message_length", 16 * 1024 * 1024),
+                   ("grpc.enable_retries", 1), ("grpc.service_config", SERVICE_CONFIG)]  # fmt: skip
         if root_certificates is not None:
             credentials = grpc.ssl_channel_credentials(root_certificates)
             self.channel = grpc.secure_channel(target, credentials, options=options)

@@ -179,3 +179,14 @@ def test_an_out_path_in_a_missing_folder_is_refused_before_any_work(tmp_path):
     churn = "client_examples/data/churn.csv"
     missing = tmp_path / "missing" / "specs.json"
     _one_line_error(_run("recommend", churn, "--target", "churned", "--out", str(missing)), "no such folder")
+
+
+def test_version_and_short_help():
+    import re
+    from pathlib import Path
+
+    version = re.search(r'^version = "([^"]+)"', Path("pyproject.toml").read_text(), re.MULTILINE).group(1)
+    result = _run("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"advisor-cli {version}"
+    short = _run("recommend", "-h")
+    assert short.returncode == 0 and "--target" in short.stdout

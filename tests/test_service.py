@@ -199,6 +199,7 @@ def test_burst_above_admission_is_shed_while_health_stays_serving(server):
     holder = threading.Thread(target=server.stub.Recommend, args=(pb.RecommendRequest(task=TASK, options=busy),),
                               kwargs={"timeout": 60})  # fmt: skip
     holder.start()
+    time.sleep(1.0)  # let the holder take the worker before the probe calls below could
     health = health_pb2_grpc.HealthStub(server.channel)
     try:
         assert wait_until(lambda: not _admitted(server), timeout=10)
@@ -524,3 +525,35 @@ def advisor_stub(channel):
     from lossadvisor.v1 import advisor_pb2_grpc
 
     return advisor_pb2_grpc.LossAdvisorStub(channel)
+
+
+def test_the_python_client_takes_a_dataframe_and_refuses_other_objects_clearly(server):
+    import pandas as pd
+
+    frame = pd.read_csv("client_examples/data/churn.csv")
+    with AdvisorClient(server.address, timeout=120) as client:
+        remote = client.recommend(frame, target="churned", trials=False)
+        with pytest.raises(ValueError, match="a pandas DataFrame") as caught:
+            client.recommend(frame.to_numpy(), target="churned")
+    local = advisor.recommend(frame, target="churned", trials=False)
+    assert remote.task.source == "data" and remote.task.n_samples == local.task.n_samples
+    assert remote.heads[0].candidates[0].spec == local.heads[0].candidates[0].spec
+    assert caught.value.violations[0].field == "data"
+
+
+def test_the_python_client_retries_a_shed_call_after_the_server_s_pushback(server):
+    """The server sheds with RESOURCE_EXHAUSTED and a 2 s pushback; the client's retry policy waits for it
+    and tries again, so a call made while the only worker is busy is served instead of failing."""
+    busy = pb.Options(epochs=1000, repeats=2, max_rows=500, budget_s=3)
+    holder = threading.Thread(target=server.stub.Recommend, args=(pb.RecommendRequest(task=TASK, options=busy),),
+                              kwargs={"timeout": 60})  # fmt: skip
+    holder.start()
+    time.sleep(1.0)  # let the holder take the worker before the probe below could
+    try:
+        assert wait_until(lambda: not _admitted(server), timeout=10)  # a plain stub is refused now
+        with AdvisorClient(server.address, timeout=60) as client:
+            result = client.recommend({"heads": [{"type": "binary", "class_histogram": [900, 100]}],
+                                       "n_features": 8}, epochs=1, repeats=2, max_rows=200)  # fmt: skip
+        assert result.heads[0].evidence_source == "synthetic"
+    finally:
+        holder.join(60)

@@ -57,7 +57,12 @@ async def abort(
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
     rich = rpc_status.to_status(status)
-    await context.abort(rich.code, rich.details, rich.trailing_metadata)
+    trailer = tuple(rich.trailing_metadata)
+    if (
+        retry_after_s is not None
+    ):  # gRPC clients with a retry policy wait exactly this long (gRFC A6 pushback)
+        trailer += (("grpc-retry-pushback-ms", str(int(retry_after_s * 1000))),)
+    await context.abort(rich.code, rich.details, trailer)
 
 
 async def invalid(context: grpc.aio.ServicerContext, violations: list[FieldViolation], reason: str) -> None:
