@@ -56,12 +56,15 @@ def _integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _number(value: Any) -> bool:
+    """A finite int or float that is not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def check_options(budget_s: float, repeats: int | None, epochs: int, max_rows: int, device: str) -> str:
     """Validate ``recommend()``'s numeric options; returns the resolved device (auto -> cuda or cpu)."""
     problems = []
-    if isinstance(budget_s, bool) or not (
-        isinstance(budget_s, int | float) and math.isfinite(budget_s) and budget_s > 0
-    ):
+    if not (_number(budget_s) and budget_s > 0):
         problems.append(FieldViolation("budget_s", f"got {budget_s!r}; a positive number of seconds"))
     if repeats is not None and not (_integer(repeats) and 2 <= repeats <= 30):
         problems.append(

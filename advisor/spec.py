@@ -58,8 +58,7 @@ def parse_spec(spec: SpecLike, *, field: str = "spec") -> LossSpec:
         return spec
     if isinstance(spec, str | bytes):
         spec = loads_json(spec, field=field, error=SpecError)
-    if too_deep(spec):
-        raise SpecError(FieldViolation(field, f"nested deeper than {MAX_JSON_DEPTH} levels"))
+    check_depth(spec, field=field, error=SpecError)
     if not isinstance(spec, Mapping):
         raise SpecError(
             FieldViolation(
@@ -79,7 +78,7 @@ def loads_json(text: str | bytes, *, field: str, error: type[AdvisorError]) -> A
     """Parsed JSON; malformed text raises ``error`` naming the field, line and column.
 
     ``NaN`` and ``Infinity`` are refused (they are not JSON, and serialise back as ``null``), and so is nesting
-    deeper than :data:`MAX_JSON_DEPTH`.
+    deeper than the parser allows; callers bound the depth with :func:`check_depth`.
     """
 
     def refuse(constant: str) -> None:
@@ -87,31 +86,27 @@ def loads_json(text: str | bytes, *, field: str, error: type[AdvisorError]) -> A
             FieldViolation(field, f"non-finite number {constant} is not allowed; give a finite number")
         )
 
-    nested = FieldViolation(field, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        value = json.loads(text, parse_constant=refuse)
+        return json.loads(text, parse_constant=refuse)
     except json.JSONDecodeError as exc:
         message = f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         raise error(FieldViolation(field, message)) from None
     except RecursionError:  # nested deeper than the parser itself allows
-        raise error(nested) from None
-    if too_deep(value):
-        raise error(nested)
-    return value
+        raise error(FieldViolation(field, f"nested deeper than {MAX_JSON_DEPTH} levels")) from None
 
 
-def too_deep(value: Any) -> bool:
-    """Whether containers nest deeper than :data:`MAX_JSON_DEPTH` (iterative: no recursion limit to hit)."""
+def check_depth(value: Any, *, field: str, error: type[AdvisorError]) -> None:
+    """Raise ``error`` when containers nest deeper than :data:`MAX_JSON_DEPTH` (checked without recursion, so
+    a hostile 100,000-deep value cannot hit Python's recursion limit)."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, Mapping | list | tuple):
             if depth > MAX_JSON_DEPTH:
-                return True
+                raise error(FieldViolation(field, f"nested deeper than {MAX_JSON_DEPTH} levels"))
             stack.extend(
                 (child, depth + 1) for child in (item.values() if isinstance(item, Mapping) else item)
             )
-    return False
 
 
 def violations_from_pydantic(exc: ValidationError, *, prefix: str) -> list[FieldViolation]:

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from advisor.errors import AdvisorError, FieldViolation
+from advisor.errors import AdvisorError
 from advisor.heads import (
     DEFAULT_TWEEDIE_POWER,
     DEVIANCE_METRICS,
@@ -31,7 +31,7 @@ from advisor.heads import (
     Metric,
     deviance_power,
 )
-from advisor.spec import MAX_JSON_DEPTH, loads_json, too_deep, violations_from_pydantic
+from advisor.spec import check_depth, loads_json, violations_from_pydantic
 
 # Limits on what a description may state, so every request's work is bounded (each violation names its limit).
 MAX_CLASSES = 10_000
@@ -302,8 +302,7 @@ def parse_task(task: TaskLike, *, field: str = "") -> TaskDescription:
         return task
     if isinstance(task, str | bytes):
         task = loads_json(task, field=field or "task", error=TaskError)
-    elif too_deep(task):
-        raise TaskError(FieldViolation(field or "task", f"nested deeper than {MAX_JSON_DEPTH} levels"))
+    check_depth(task, field=field or "task", error=TaskError)
     try:
         return TaskDescription.model_validate(task)
     except ValidationError as exc:

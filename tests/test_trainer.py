@@ -67,7 +67,7 @@ def test_batched_training_equals_training_each_member_alone(pooled):
     members = _members(specs, pooled)
     assert [m.pooled for m in members] == (["mean"] * 4 + [None, "sum"] if pooled else [None] * 6)
     trainer = BatchedTrainer(members, x.shape[1], config)
-    assert [sorted(trainer.groups[0][p.start : p.stop]) for p in trainer.plans[0][0]] == [[0, 1, 2, 3, 4]]
+    assert [sorted(trainer.groups[0][p.start : p.stop]) for p in trainer.plans[0].fused] == [[0, 1, 2, 3, 4]]
     x_val, y_val = x[:40], y[:40]
     splits = _splits(len(x), 2)
     run = trainer.fit(x, y, splits, _latest_epoch_is_best(), higher_is_better=True, patience=BEST)
@@ -115,7 +115,7 @@ def test_a_bad_target_fails_once_before_training_with_the_catalog_error():
     y = y.clone()
     y[3] = 7  # three classes: index 7 is out of range
     trainer = BatchedTrainer(_members(SPECS), x.shape[1], TrainConfig(seeds=(0,), epochs=2, batch_size=32))
-    assert trainer.plans[0][0], "the softmax family is fused"
+    assert trainer.plans[0].fused, "the softmax family is fused"
     with pytest.raises(LossInputError, match="class index 7"):
         trainer.fit(x, y, _splits(len(x), 1), lambda c, r, o: 0.0, higher_is_better=True, patience=BEST)
 

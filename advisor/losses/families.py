@@ -49,7 +49,7 @@ from advisor.losses.classification import class_balanced_weights, ldam_margins
 
 Family = Literal["softmax", "sigmoid", "point"]
 
-_MEMBERS: dict[str, Family] = {
+LOSS_FAMILIES: dict[str, Family] = {
     **dict.fromkeys(
         ("cross_entropy", "nll", "focal", "class_balanced", "ldam", "logit_adjusted", "poly1", "gce", "sce"),
         "softmax",
@@ -65,7 +65,7 @@ def family_of(loss: nn.Module) -> Family | None:
         return None
     if loss.loss_name == "class_balanced" and loss.params.activation != "softmax":
         return None
-    return _MEMBERS.get(loss.loss_name)
+    return LOSS_FAMILIES.get(loss.loss_name)
 
 
 def fused_loss(losses: Sequence[CatalogLoss], width: int, dtype: torch.dtype | None = None) -> nn.Module:
@@ -220,17 +220,13 @@ class SigmoidFamily(nn.Module):
     def __init__(self, losses: Sequence[CatalogLoss], labels: int) -> None:
         super().__init__()
         terms = [_sigmoid_terms(loss, labels) for loss in losses]
-        for key in ("positive", "negative"):
-            self.register_buffer(key, _stack([t[key] for t in terms]))
-        for key in ("gamma_pos", "gamma_neg", "clip"):
-            self.register_buffer(key, _stack([t[key] for t in terms]))
-        clips = [t["clip"] for t in terms]
-        self.register_buffer("log_clip", _stack([math.log(c) if c > 0 else -math.inf for c in clips]))
-        self.uses = {
-            "gamma_pos": any(t["gamma_pos"] for t in terms),
-            "gamma_neg": any(t["gamma_neg"] for t in terms),
-            "clip": any(clips),
-        }
+        columns = {key: [t[key] for t in terms] for key in terms[0]}
+        for key, values in columns.items():
+            self.register_buffer(key, _stack(values))
+        self.register_buffer(
+            "log_clip", _stack([math.log(c) if c > 0 else -math.inf for c in columns["clip"]])
+        )
+        self.uses = {key: any(columns[key]) for key in ("gamma_pos", "gamma_neg", "clip")}
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         uses = self.uses

@@ -43,6 +43,7 @@ from advisor.service.convert import (
     task_from_proto,
     violations_to_proto,
 )
+from advisor.task import Head
 from lossadvisor.v1 import advisor_pb2 as pb
 
 SERVICE = "lossadvisor.v1.LossAdvisor"
@@ -203,6 +204,7 @@ class LossAdvisorServicer:
             except AdvisorError as exc:
                 await status.invalid(context, exc.violations, "INVALID_TASK")
             payload["task"] = task.model_dump(mode="json")
+            payload["large"] = _large(task.heads)
         else:
             await status.invalid(context, [FieldViolation("task", "give a task description or a dataset")],
                                  "INVALID_TASK")  # fmt: skip
@@ -250,23 +252,27 @@ class LossAdvisorServicer:
             return result
         call = functools.partial(recommend, payload["task"], **payload["options"])
         try:
-            if _classes(payload["task"]["heads"]) <= HEAVY_CLASSES:
+            if not payload["large"]:
                 return call()  # well under a millisecond: inline (a thread's GIL hand-offs cost more)
             if self.rule_slots.locked():
-                self.shed += 1
-                await status.abort(
-                    context, grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"all {self.limits.rules_admission} slots for large rules-only calls are busy; retry shortly",
-                    "OVERLOADED", retry_after_s=RETRY_AFTER_S,
-                )  # fmt: skip
-            async with (
-                self.rule_slots
-            ):  # on a thread: a large description never stalls health and other calls
+                await self._shed(
+                    context, f"all {self.limits.rules_admission} slots for large rules-only calls"
+                )
+            # On a thread: a large description never stalls health checks and other calls.
+            async with self.rule_slots:
                 return await asyncio.to_thread(call)
         except RuleLoadError as exc:
             await _rules_broken(context, exc.violations)
         except AdvisorError as exc:
             await status.invalid(context, exc.violations, "INVALID_ARGUMENT")
+
+    async def _shed(self, context: grpc.aio.ServicerContext, what: str) -> None:
+        """Refuse a call while ``what`` are busy: RESOURCE_EXHAUSTED with RetryInfo and a retry pushback."""
+        self.shed += 1
+        await status.abort(
+            context, grpc.StatusCode.RESOURCE_EXHAUSTED, f"{what} are busy; retry shortly", "OVERLOADED",
+            retry_after_s=RETRY_AFTER_S,
+        )  # fmt: skip
 
     def _budget(self, payload: dict[str, Any], context: grpc.aio.ServicerContext) -> float | None:
         """The trial budget the deadline allows, or None when the deadline is too short for any trial."""
@@ -288,12 +294,7 @@ class LossAdvisorServicer:
                 "(or set options.trials=false)", "DEADLINE_TOO_SHORT",
             )  # fmt: skip
         if self.slots.locked():
-            self.shed += 1
-            await status.abort(
-                context, grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"all {self.limits.admission} trial workers are busy; retry shortly", "OVERLOADED",
-                retry_after_s=RETRY_AFTER_S,
-            )  # fmt: skip
+            await self._shed(context, f"all {self.limits.admission} trial workers")
         async with self.slots:
             cancel, progress = self.manager.Event(), self.manager.Queue()
             job = {**payload, "options": {**payload["options"], "budget_s": budget}}
@@ -340,14 +341,14 @@ def _kill_processes(pool: Executor) -> None:
             process.kill()
 
 
-def _classes(heads: list[Any]) -> int:
-    """Classes over all heads (task dicts or Head models): what the cost of rules and replies grows with."""
-    return sum((h["num_classes"] if isinstance(h, dict) else h.num_classes) or 0 for h in heads)
+def _large(heads: list[Head]) -> bool:
+    """Whether rules and replies for these heads are costly: the cost grows with the number of classes."""
+    return sum(head.num_classes or 0 for head in heads) > HEAVY_CLASSES
 
 
 async def _to_proto(result: Recommendation) -> pb.RecommendResponse:
     """The reply; a large one is built off the event loop (10,000-class weight lists take 0.2 s to convert)."""
-    if _classes(result.task.heads) <= HEAVY_CLASSES:
+    if not _large(result.task.heads):
         return response_to_proto(result)
     return await asyncio.to_thread(response_to_proto, result)
 

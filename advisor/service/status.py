@@ -51,18 +51,16 @@ async def abort(
                 field="request", description=f"and {len(violations) - len(shown)} more violations"
             )
         details.append(_pack(bad_request))
+    pushback: tuple[tuple[str, str], ...] = ()
     if retry_after_s is not None:
         delay = duration_pb2.Duration()
         delay.FromNanoseconds(int(retry_after_s * 1e9))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
+        # gRPC clients with a retry policy wait exactly this long (gRFC A6 server pushback).
+        pushback = (("grpc-retry-pushback-ms", str(int(retry_after_s * 1000))),)
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
     rich = rpc_status.to_status(status)
-    trailer = tuple(rich.trailing_metadata)
-    if (
-        retry_after_s is not None
-    ):  # gRPC clients with a retry policy wait exactly this long (gRFC A6 pushback)
-        trailer += (("grpc-retry-pushback-ms", str(int(retry_after_s * 1000))),)
-    await context.abort(rich.code, rich.details, trailer)
+    await context.abort(rich.code, rich.details, (*rich.trailing_metadata, *pushback))
 
 
 async def invalid(context: grpc.aio.ServicerContext, violations: list[FieldViolation], reason: str) -> None:

@@ -78,19 +78,10 @@ def run(payload: dict[str, Any], cancel: Any, progress: Any) -> dict[str, Any]:
         return {"result": result.model_dump_json()}
     except AdvisorError as exc:
         kind = type(exc).__name__
-        prefix = _FIELD_PREFIX.get(kind, "")
-        # "data" is the dataset's content: the field the request sent it in.
-        dataset = payload.get("dataset") or {}
-        content = "csv" if "csv" in dataset else "arrow_ipc" if "arrow_ipc" in dataset else ""
+        prefix, dataset = _FIELD_PREFIX.get(kind, ""), payload.get("dataset") or {}
         return {
             "kind": kind,
-            "violations": [
-                (
-                    f"dataset.{content}" if v.field == "data" and content else _field(prefix, v.field),
-                    v.description,
-                )
-                for v in exc.violations
-            ],
+            "violations": [(_field(prefix, v.field, dataset), v.description) for v in exc.violations],
         }
 
 
@@ -98,7 +89,10 @@ def run(payload: dict[str, Any], cancel: Any, progress: Any) -> dict[str, Any]:
 _FIELD_PREFIX = {"ProfileError": "dataset", "OptionsError": "options", "TaskError": "task"}
 
 
-def _field(prefix: str, field: str) -> str:
+def _field(prefix: str, field: str, dataset: dict[str, Any]) -> str:
+    """The request field of a core error's field; ``data`` is the dataset content the request sent."""
+    if field == "data" and dataset:
+        return "dataset.csv" if "csv" in dataset else "dataset.arrow_ipc"
     if field.startswith(("dataset", "task.", "options.")) or not prefix:
         return field or prefix
     return f"{prefix}.{field}" if field else prefix

@@ -13,11 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from advisor.losses.families import LOSS_FAMILIES
 from advisor.spec import LossSpec
 from advisor.task import Head
 
-# Losses that read one logit per binary label (sigmoid) rather than one per class (softmax).
-_SIGMOID_LOSSES = {"bce", "binary_focal", "asl"}
+# Losses that read one logit per binary label (sigmoid) rather than one per class (softmax): the catalog's
+# sigmoid family.
+_SIGMOID_LOSSES = {name for name, family in LOSS_FAMILIES.items() if family == "sigmoid"}
 _LOG_LINK_LOSSES = {"tweedie"}
 
 

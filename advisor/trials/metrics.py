@@ -49,14 +49,6 @@ def _positive(predictions: Predictions) -> np.ndarray:
     return _class_proba(predictions)[:, 1]
 
 
-def _safe(score: Callable[[], float]) -> float:
-    """A metric undefined on this split (one class only) gives NaN rather than an exception."""
-    try:
-        return float(score())
-    except ValueError:
-        return math.nan
-
-
 def _multilabel_columns(proba: np.ndarray, target: np.ndarray) -> list[int]:
     return [j for j in range(target.shape[1]) if 0 < target[:, j].sum() < len(target)]
 
@@ -133,11 +125,9 @@ def _deviance(predictions: Predictions, target: Tensor, power: float) -> float:
     if (y <= 0).any() if power == 2.0 else (y < 0).any():
         return math.nan
     if power == 1.0:
+        positive = y > 0  # y log(y / mu) is taken as 0 at y = 0
         y_log_ratio = np.zeros_like(y)
-        positive = y > 0
-        y_log_ratio[positive] = y[positive] * np.log(
-            y[positive] / mean[positive]
-        )  # y log(y / mu) = 0 at y = 0
+        y_log_ratio[positive] = y[positive] * np.log(y[positive] / mean[positive])
         deviance = y_log_ratio - y + mean
     elif power == 2.0:
         deviance = np.log(mean / y) + y / mean - 1

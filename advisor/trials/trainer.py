@@ -9,12 +9,13 @@ vectorised call over their members; a step never waits on the host (divergence i
 from __future__ import annotations
 
 import ctypes
+import itertools
 import math
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -222,6 +223,14 @@ class _Fused:
     loss: nn.Module
 
 
+class _Plan(NamedTuple):
+    """How one width group's losses are computed, and the order of its members in a step's values."""
+
+    fused: list[_Fused]
+    single: list[tuple[int, int]]  # (group position, candidate) of members with their own loss call
+    order: list[int]
+
+
 class BatchedTrainer:
     """Trains ``members x repeats`` small models together, each repeat on its own split.
 
@@ -259,28 +268,25 @@ class BatchedTrainer:
             self._plan(group, families, width) for group, width in zip(self.groups, widths, strict=True)
         ]
         # The (seeds, members) value matrix of a step lists members in this order.
-        self.order = [c for plan in self.plans for c in plan[2]]
+        self.order = [c for plan in self.plans for c in plan.order]
         for member in members:
             member.loss.to(self.device)
         self.optimizer = FusedAdamW(list(self.models.parameters()), config.lr, config.weight_decay)
 
-    def _plan(self, group: list[int], families: list[str | None], width: int):
-        """(fused slices, own-call positions, candidates in value order) of one width group."""
-        fused, single = [], []
-        start = 0
-        while start < len(group):
-            kind = families[group[start]]
-            stop = start + 1
-            while stop < len(group) and families[group[stop]] == kind:
-                stop += 1
+    def _plan(self, group: list[int], families: list[str | None], width: int) -> _Plan:
+        """Split one width group into runs of one family (fused) and members with their own call."""
+        fused, single, start = [], [], 0
+        for kind, run in itertools.groupby(group, key=lambda candidate: families[candidate]):
+            members = list(run)
+            stop = start + len(members)
             if kind is None:
-                single.extend((position, group[position]) for position in range(start, stop))
+                single.extend(zip(range(start, stop), members, strict=True))
             else:
-                losses = [self.members[c].loss for c in group[start:stop]]
+                losses = [self.members[c].loss for c in members]
                 fused.append(_Fused(start, stop, kind, fused_loss(losses, width).to(self.device)))
             start = stop
         order = [c for part in fused for c in group[part.start : part.stop]] + [c for _, c in single]
-        return fused, single, order
+        return _Plan(fused, single, order)
 
     def _outputs(self, x: Tensor) -> list[tuple[int, int, Tensor]]:
         """(candidate, repeat index, raw output) for every member, from (repeats, batch, in) inputs."""
@@ -351,11 +357,11 @@ class BatchedTrainer:
         """Run every fused member's own catalog loss once on a few training rows: the families skip the
         catalog's per-call checks of target shape, type and range, so a bad target fails here, once."""
         rows = splits.train[0, :8].to(self.device)
-        for model, (fused, _, _), group in zip(self.models, self.plans, self.groups, strict=True):
-            if not fused:  # families are tabular: only stacked MLPs have them
+        for model, plan, group in zip(self.models, self.plans, self.groups, strict=True):
+            if not plan.fused:  # families are tabular: only stacked MLPs have them
                 continue
             out = model(x[rows].expand(len(self.config.seeds), -1, -1))
-            for part in fused:
+            for part in plan.fused:
                 for position in range(part.start, part.stop):
                     member = self.members[group[position]]
                     member.loss(member.adapter.loss_input(out[position]), member.adapter.loss_target(y[rows]))
@@ -409,17 +415,17 @@ class BatchedTrainer:
         """
         seeds, batch = x.shape[0], x.shape[1]
         columns = []
-        for model, group, (fused, single, _) in zip(self.models, self.groups, self.plans, strict=True):
-            if fused:  # families are tabular (stacked MLPs) and read the class-major layout
+        for model, group, plan in zip(self.models, self.groups, self.plans, strict=True):
+            if plan.fused:  # families are tabular (stacked MLPs) and read the class-major layout
                 major = model.class_major(x)
                 major = major.view(seeds, len(group), *major.shape[1:])
                 out = major.transpose(2, 3)
-                for part in fused:
+                for part in plan.fused:
                     columns.append(part.loss(*_family_inputs(part.kind, major[:, part.start : part.stop], y)))
             else:
                 out = model(x)
                 out = out.view(seeds, len(group), batch, *out.shape[2:])
-            for position, candidate in single:
+            for position, candidate in plan.single:
                 columns.append(self._own_call(candidate, out[:, position], y, alive)[:, None])
         return torch.cat(columns, dim=1)
 
