@@ -17,16 +17,19 @@ import torch
 from pydantic import ValidationError
 
 from advisor.errors import AdvisorError, FieldViolation
+from advisor.explain import caveats, explanation, verdict
 from advisor.heads import HIGHER_IS_BETTER, METRICS_BY_HEAD
 from advisor.losses import normalize_spec
+from advisor.losses.families import LOSS_FAMILIES
 from advisor.ranking import RepeatValues, rank
+from advisor.recipes import Recipe, smoothed_priors
 from advisor.recommendation import Evidence, HeadResult, RankedCandidate, Recommendation, Settings
-from advisor.rules import Candidate, PostHoc, candidates_from, load_rules
+from advisor.rules import Candidate, candidates_from, load_rules
 from advisor.rules.engine import MULTI_TASK_HEAD
 from advisor.spec import violations_from_pydantic
 from advisor.task import Head, TaskDescription, TaskError, parse_task
 from advisor.trials.data import TrialData, prepare, synthetic_data
-from advisor.trials.evidence import HeadEvidence, TrialOptions, evaluate_head
+from advisor.trials.evidence import TrialOptions, evaluate_head
 from advisor.trials.protocols import (
     DEFAULT_BUDGET_S,
     DEFAULT_EPOCHS,
@@ -174,16 +177,31 @@ def check_training(training: Training | Mapping[str, Any] | None) -> Training | 
         raise OptionsError(violations_from_pydantic(exc, prefix="training")) from None
 
 
-def _tuned_post_hoc(candidate: Candidate, evidence: Evidence | None) -> PostHoc | None:
-    """The post-hoc recipe with a tuned logit-adjustment tau filled in (the median over repeats)."""
+def _recipe(candidate: Candidate, evidence: Evidence | None, head: Head) -> Recipe | None:
+    """The candidate's post-hoc recipe with the values it needs at prediction time: the median of what the
+    trials tuned (tau, threshold or temperature) and, for logit adjustment, the class priors."""
     post_hoc = candidate.post_hoc
+    if post_hoc is None:
+        return None
     tuned = [v for v in (evidence.post_hoc_values or []) if math.isfinite(v)] if evidence is not None else []
-    if post_hoc is None or post_hoc.kind != "logit_adjustment" or post_hoc.tau is not None or not tuned:
-        return post_hoc
-    return post_hoc.model_copy(update={"tau": float(np.median(tuned))})
+    value = float(np.median(tuned)) if tuned else None
+    found: dict[str, Any] = {
+        "kind": post_hoc.kind,
+        "tau": post_hoc.tau,
+        "activation": "sigmoid" if LOSS_FAMILIES.get(candidate.spec.loss) == "sigmoid" else "softmax",
+    }
+    if post_hoc.kind == "logit_adjustment":
+        found["tau"] = post_hoc.tau if post_hoc.tau is not None else value
+        if head.class_histogram:
+            found["class_priors"] = smoothed_priors(head.class_histogram)
+    else:
+        found[post_hoc.kind] = value
+    return Recipe.model_validate(found)
 
 
-def _ranked(found: list[Candidate], evidence: list[Evidence] | None, higher: bool) -> list[RankedCandidate]:
+def _ranked(
+    found: list[Candidate], evidence: list[Evidence] | None, head: Head, higher: bool
+) -> list[RankedCandidate]:
     priors = [c.prior for c in found]
     if evidence is None:
         order, groups, scores = (
@@ -201,7 +219,7 @@ def _ranked(found: list[Candidate], evidence: list[Evidence] | None, higher: boo
             rank=position + 1,
             head=found[i].head,
             spec=found[i].spec,
-            post_hoc=_tuned_post_hoc(found[i], None if evidence is None else evidence[i]),
+            post_hoc=_recipe(found[i], None if evidence is None else evidence[i], head),
             prior=found[i].prior,
             score=round(scores[i], 6),
             tie_group=groups[i],
@@ -213,63 +231,6 @@ def _ranked(found: list[Candidate], evidence: list[Evidence] | None, higher: boo
         )
         for position, i in enumerate(order)
     ]
-
-
-def _describe(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4g}"
-
-
-def _is_default(candidate: RankedCandidate) -> bool:
-    return "baseline" in candidate.rule_id and candidate.post_hoc is None
-
-
-def _explain(head: Head, ranked: list[RankedCandidate], source: str, trials: HeadEvidence | None) -> str:
-    top = ranked[0]
-    name = top.label
-    if top.evidence is None or trials is None:
-        return (
-            f"{name} leads for head '{head.name}' on the rules alone (prior {top.prior:.2f}, rule "
-            f"'{top.rule_id}'): {top.rationale}"
-        )
-    e = top.evidence
-    ties = [c.label for c in ranked[1:] if c.tie_group == 1]
-    protocols = "; ".join(p.description for p in e.protocols)
-    aggregate = "the worse of the protocols" if len(e.protocols) > 1 else "that protocol"
-    parts = [
-        f"{name} ranked first for head '{head.name}' on {e.metric}: {_describe(e.mean)} +/- {_describe(e.std)} "
-        f"over {e.repeats} repeats (95% CI {_describe(e.ci_low)} to {_describe(e.ci_high)}), each a fresh "
-        f"split and initialisation, so the spread covers split noise. Each repeat counts {aggregate} "
-        f"({protocols})."
-    ]
-    if ties:
-        parts.append(
-            f"Tied with it at these repeats ({len(ties)}): {', '.join(ties)}; inside the tie the rule prior "
-            "decided the order."
-        )
-    else:
-        parts.append("No other candidate ties with it at these repeats.")
-    default = next((c for c in ranked if _is_default(c)), None)
-    if default is top:
-        parts.append("It is the head type's default loss.")
-    elif default is not None and default.evidence is not None:
-        verdict = "is as good as the winner on this evidence" if default.tie_group == 1 else "is behind"
-        parts.append(f"The default {default.label} ({_describe(default.evidence.mean)}) {verdict}.")
-    dropped = [
-        f"{c.label} after {c.evidence.dropped_after}"
-        for c in ranked
-        if c.evidence and c.evidence.dropped_after
-    ]
-    if dropped:
-        parts.append(f"Racing stopped {', '.join(dropped)} repeats: clearly behind the leader of that round.")
-    if trials.cut_short:
-        parts.append(
-            f"THE TIME CAP BOUND: {', '.join(trials.cut_short)} got fewer repeats than planned "
-            f"({trials.repeats}); the ranking is less certain than it reads."
-        )
-    parts.append(f"Why it fits: {top.rationale}")
-    where = "synthetic data matching the description, not yours," if source == "synthetic" else "your data"
-    parts.append(f"Evidence: quick trial fits on {where} ({trials.train_rows} training rows a repeat).")
-    return " ".join(parts)
 
 
 def _load(
@@ -394,7 +355,7 @@ def recommend(
         head_candidates = [c for c in found if c.head == head.name]
         higher = HIGHER_IS_BETTER[head.metric]
         if not trials or cancelled or not head_candidates:
-            ranked = _ranked(head_candidates, None, higher)
+            ranked = _ranked(head_candidates, None, head, higher)
             heads.append(
                 HeadResult(
                     head=head.name,
@@ -402,7 +363,9 @@ def recommend(
                     metric=head.metric,
                     higher_is_better=higher,
                     candidates=ranked,
-                    explanation=_explain(head, ranked, "rules", None),
+                    verdict=verdict(ranked, head.metric, higher),
+                    caveats=caveats("rules", None, options.epochs),
+                    explanation=explanation(head.name, ranked, "rules", None),
                     evidence_source="rules",
                 )
             )
@@ -413,11 +376,12 @@ def recommend(
         head_options = replace(options, budget_s=remaining / (len(description.heads) - len(heads)))
         on_epoch = None if progress is None else (lambda p, name=head.name: progress(HeadProgress(name, p)))
         measured = evaluate_head(head_candidates, data, head_options, progress=on_epoch, cancel=cancel)
-        ranked = _ranked(head_candidates, measured.evidence, higher)
+        ranked = _ranked(head_candidates, measured.evidence, head, higher)
         source = "synthetic" if data.synthetic else "data"
         heads.append(HeadResult(
             head=head.name, type=head.type, metric=head.metric, higher_is_better=higher, candidates=ranked,
-            explanation=_explain(head, ranked, source, measured), evidence_source=source,
+            verdict=verdict(ranked, head.metric, higher), caveats=caveats(source, measured, options.epochs),
+            explanation=explanation(head.name, ranked, source, measured), evidence_source=source,
             stopped_by=measured.stopped_by, epochs_completed=measured.epochs_completed,
             trial_seconds=round(measured.elapsed_s, 3), train_rows=measured.train_rows,
             score_rows=measured.score_rows, repeats=measured.repeats,

@@ -10,14 +10,20 @@ then picks among them together with the rest of the model's settings::
     result = advisor.recommend("data.csv", target="y")  # once, outside the objective
 
     def objective(trial):
-        spec = optuna_loss_choice(trial, result, top_k=3)  # a categorical choice among the top 3 specs
-        loss = advisor.build_loss(spec)
+        choice = optuna_loss_choice(trial, result, top_k=3)  # a categorical choice among the top 3
+        loss = choice.build_loss()
         lr = trial.suggest_float("lr", 1e-4, 1e-2, log=True)
-        ...  # train with `loss`, return the validation metric
+        ...  # train with `loss`; predict with advisor.apply_recipe(choice.recipe, logits) when it has one
+        ...  # return the validation metric
 
     study = optuna.create_study(direction="maximize")
     study.optimize(objective, n_trials=20)
+    best = chosen_loss(study.best_trial)  # the winning trial's spec and recipe
     best_loss = build_chosen_loss(study.best_trial)  # the winning trial's loss, ready to train with
+
+Every choice is a :class:`~advisor.recommendation.LossChoice`: a spec and the prediction-time recipe its
+evidence was measured with ("cross_entropy + logit adjustment" stays a choice of its own, not a plain
+cross-entropy).
 
 Optuna is optional: only :func:`optuna_loss_choice` needs it, and it is imported when called.
 """
@@ -32,10 +38,11 @@ from typing import Any
 from torch import nn
 
 from advisor.errors import AdvisorError, FieldViolation
-from advisor.losses import build_loss, normalize_spec
-from advisor.recommendation import RankedCandidate, Recommendation
+from advisor.losses import normalize_spec
+from advisor.recipes import parse_recipe
+from advisor.recommendation import LossChoice, RankedCandidate, Recommendation
 from advisor.rules.engine import MULTI_TASK_HEAD
-from advisor.spec import LossSpec, parse_spec
+from advisor.spec import LossSpec, loads_json
 from advisor.task import Head
 from advisor.trials.adapters import Adapter, adapter_for
 
@@ -43,16 +50,17 @@ __all__ = [
     "IntegrationError",
     "MissingDependencyError",
     "build_chosen_loss",
-    "chosen_spec",
+    "choice_label",
+    "chosen_loss",
     "loss_choices",
     "optuna_loss_choice",
     "output_adapter",
     "spec_label",
     "top_candidates",
-    "top_specs",
+    "top_choices",
 ]
 
-SPEC_ATTR = "{name}_spec"  # the trial user attribute holding the chosen spec as JSON data
+CHOICE_ATTR = "{name}_choice"  # the trial user attribute holding the chosen spec and recipe as JSON data
 
 
 class IntegrationError(AdvisorError):
@@ -103,10 +111,10 @@ def _candidates_of(recommendation: Recommendation, head: str | None) -> list[Ran
 def top_candidates(
     recommendation: Recommendation, head: str | None = None, k: int = 3
 ) -> list[RankedCandidate]:
-    """The best ``k`` candidates with distinct specs, in rank order.
+    """The best ``k`` candidates with distinct (spec, recipe) pairs, in rank order.
 
-    Candidates that differ only by their post-hoc recipe share a spec (and a trained member), so only the
-    better-ranked one is kept; candidates whose every seed diverged are left out.
+    A loss with a prediction-time recipe and the same loss without it are two candidates (their evidence
+    differs); candidates whose every seed diverged are left out.
 
     Parameters
     ----------
@@ -130,7 +138,7 @@ def top_candidates(
         evidence = candidate.evidence
         if evidence is not None and evidence.mean is None:  # every seed diverged
             continue
-        key = candidate.spec.to_json()
+        key = candidate.choice().model_dump_json()
         if key in seen:
             continue
         seen.add(key)
@@ -140,15 +148,20 @@ def top_candidates(
     return chosen
 
 
-def top_specs(recommendation: Recommendation, head: str | None = None, k: int = 3) -> list[LossSpec]:
-    """The specs of :func:`top_candidates`: up to ``k`` distinct specs, best first, ready for ``build_loss``.
+def top_choices(recommendation: Recommendation, head: str | None = None, k: int = 3) -> list[LossChoice]:
+    """The :func:`top_candidates` as choices: up to ``k`` (spec, recipe) pairs, best first.
 
     Example
     -------
     >>> result = advisor.recommend("client_examples/data/churn.csv", target="churned")  # doctest: +SKIP
-    >>> [advisor.build_loss(spec) for spec in top_specs(result, k=3)]  # doctest: +SKIP
+    >>> [choice.build_loss() for choice in top_choices(result, k=3)]  # doctest: +SKIP
     """
-    return [candidate.spec for candidate in top_candidates(recommendation, head, k)]
+    return [candidate.choice() for candidate in top_candidates(recommendation, head, k)]
+
+
+def _digest(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def spec_label(spec: LossSpec | Mapping[str, Any] | str) -> str:
@@ -158,32 +171,39 @@ def spec_label(spec: LossSpec | Mapping[str, Any] | str) -> str:
     recommendation offers the same choices.
     """
     normalized = normalize_spec(spec)
-    text = json.dumps(normalized.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     name = normalized.loss
     if name == "multi_task":  # multi_task-uncertainty-...: the scheme is what tells them apart
         name += "-" + str(normalized.params.get("weighting", {}).get("scheme", "static"))
-    return f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    return f"{name}-{_digest(normalized.model_dump(mode='json'))}"
+
+
+def choice_label(choice: LossChoice) -> str:
+    """:func:`spec_label`, with the recipe's kind and values in the name and hash when there is one:
+    ``"cross_entropy+logit_adjustment-5e6f7a8b"``."""
+    if choice.recipe is None:
+        return spec_label(choice.spec)
+    return f"{choice.spec.loss}+{choice.recipe.kind}-{_digest(choice.model_dump(mode='json'))}"
 
 
 def loss_choices(
     recommendation: Recommendation, *, head: str | None = None, top_k: int = 3, labels: str = "short"
-) -> dict[str, LossSpec]:
-    """The top-k specs keyed by the primitive value a search space offers for each, best first.
+) -> dict[str, LossChoice]:
+    """The top-k choices keyed by the primitive value a search space offers for each, best first.
 
     Parameters
     ----------
     recommendation, head, top_k
         As for :func:`top_candidates` (``top_k`` is its ``k``).
     labels : {"short", "json"}
-        ``"short"``: :func:`spec_label` labels (readable in dashboards); ``"json"``: the spec's JSON text,
-        so that ``study.best_params`` alone rebuilds the loss.
+        ``"short"``: :func:`choice_label` labels (readable in dashboards); ``"json"``: the choice's JSON
+        text (``{"spec": ..., "recipe": ...}``), so that ``study.best_params`` alone rebuilds it.
     """
     if labels not in ("short", "json"):
         raise IntegrationError(FieldViolation("labels", f"got {labels!r}; one of 'short', 'json'"))
-    specs = top_specs(recommendation, head, top_k)
-    if not specs:
+    choices = top_choices(recommendation, head, top_k)
+    if not choices:
         raise IntegrationError(FieldViolation("head", "no candidate to choose from (every one diverged?)"))
-    return {(spec_label(spec) if labels == "short" else spec.to_json()): spec for spec in specs}
+    return {(choice_label(c) if labels == "short" else c.model_dump_json()): c for c in choices}
 
 
 def optuna_loss_choice(
@@ -194,13 +214,13 @@ def optuna_loss_choice(
     top_k: int = 3,
     name: str = "loss",
     labels: str = "short",
-) -> LossSpec:
-    """Let an Optuna trial choose the loss among the recommendation's top-k specs; return the chosen spec.
+) -> LossChoice:
+    """Let an Optuna trial choose the loss among the recommendation's top-k choices; return the choice.
 
     The choice is a categorical parameter ``name`` whose choices are primitive strings (Optuna needs
-    primitives): short stable labels (``"binary_focal-1a2b3c4d"``) or the specs' JSON text. The chosen spec
-    is also stored as the trial's user attribute ``"<name>_spec"``, so ``build_chosen_loss(study.best_trial)``
-    rebuilds it later without the recommendation. Compute the recommendation once, outside the objective:
+    primitives): short stable labels (``"binary_focal-1a2b3c4d"``) or the choices' JSON text. The chosen spec
+    and recipe are also stored as the trial's user attribute ``"<name>_choice"``, so
+    ``chosen_loss(study.best_trial)`` gives them back later without the recommendation. Compute the recommendation once, outside the objective:
     Optuna requires the same choices in every trial of a study.
 
     Parameters
@@ -220,8 +240,9 @@ def optuna_loss_choice(
 
     Returns
     -------
-    LossSpec
-        The chosen spec; ``advisor.build_loss(spec)`` turns it into the loss module.
+    LossChoice
+        The chosen spec and recipe; ``choice.build_loss()`` is the loss module, and
+        ``advisor.apply_recipe(choice.recipe, logits)`` the predictions when ``choice.recipe`` is set.
 
     Raises
     ------
@@ -233,9 +254,8 @@ def optuna_loss_choice(
     Example
     -------
     >>> def objective(trial):  # doctest: +SKIP
-    ...     spec = optuna_loss_choice(trial, result, top_k=3)
-    ...     loss = advisor.build_loss(spec)
-    ...     return train_and_validate(loss, lr=trial.suggest_float("lr", 1e-4, 1e-2, log=True))
+    ...     choice = optuna_loss_choice(trial, result, top_k=3)
+    ...     return train_and_validate(choice, lr=trial.suggest_float("lr", 1e-4, 1e-2, log=True))
     """
     optuna = _require_optuna()
     if not isinstance(trial, optuna.trial.BaseTrial):
@@ -244,10 +264,10 @@ def optuna_loss_choice(
         )
     choices = loss_choices(recommendation, head=head, top_k=top_k, labels=labels)
     picked = trial.suggest_categorical(name, list(choices))
-    spec = choices[picked]
+    choice = choices[picked]
     if not isinstance(trial, optuna.trial.FrozenTrial):  # a finished trial keeps what it chose
-        trial.set_user_attr(SPEC_ATTR.format(name=name), spec.model_dump(mode="json"))
-    return spec
+        trial.set_user_attr(CHOICE_ATTR.format(name=name), choice.model_dump(mode="json"))
+    return choice
 
 
 def _is_live_trial(trial: Any) -> bool:
@@ -256,7 +276,7 @@ def _is_live_trial(trial: Any) -> bool:
     return isinstance(trial, optuna.trial.BaseTrial) and not isinstance(trial, optuna.trial.FrozenTrial)
 
 
-def chosen_spec(
+def chosen_loss(
     trial_or_params: Any,
     recommendation: Recommendation | None = None,
     *,
@@ -264,14 +284,15 @@ def chosen_spec(
     top_k: int = 3,
     name: str = "loss",
     labels: str = "short",
-) -> LossSpec:
-    """The spec a trial chose (or chooses now), from a live trial, a finished trial or a params mapping.
+) -> LossChoice:
+    """The spec and recipe a trial chose (or chooses now), from a live trial, a finished trial or a params
+    mapping.
 
     * a live ``optuna.trial.Trial`` with a ``recommendation``: makes (or repeats) the choice as
       :func:`optuna_loss_choice` does;
-    * a finished trial (``study.best_trial``): its stored ``"<name>_spec"`` attribute, else its parameter;
-    * a mapping (``study.best_params``): the parameter ``name``; JSON text is a spec in itself, a short label
-      is looked up among the ``recommendation``'s specs.
+    * a finished trial (``study.best_trial``): its stored ``"<name>_choice"`` attribute, else its parameter;
+    * a mapping (``study.best_params``): the parameter ``name``; JSON text is a choice in itself, a short
+      label is looked up among the ``recommendation``'s candidates.
     """
     is_trial = hasattr(trial_or_params, "params") and hasattr(trial_or_params, "user_attrs")
     if is_trial and recommendation is not None and _is_live_trial(trial_or_params):
@@ -279,9 +300,9 @@ def chosen_spec(
             trial_or_params, recommendation, head=head, top_k=top_k, name=name, labels=labels
         )
     if is_trial:
-        stored = trial_or_params.user_attrs.get(SPEC_ATTR.format(name=name))
+        stored = trial_or_params.user_attrs.get(CHOICE_ATTR.format(name=name))
         if stored is not None:
-            return normalize_spec(stored)
+            return _parse_choice(stored, name)
         params = trial_or_params.params
     elif isinstance(trial_or_params, Mapping):
         params = trial_or_params
@@ -296,21 +317,31 @@ def chosen_spec(
         raise IntegrationError(FieldViolation(name, f"no parameter {name!r}; parameters: {sorted(params)}"))
     value = params[name]
     if isinstance(value, str) and value.lstrip().startswith("{"):
-        return normalize_spec(parse_spec(value, field=name))
+        return _parse_choice(loads_json(value, field=name, error=IntegrationError), name)
     if recommendation is None:
         raise IntegrationError(
             FieldViolation(name, f"{value!r} is a short label; pass the recommendation it was chosen from")
         )
     offered = {
-        spec_label(candidate.spec): candidate.spec
-        for candidate in [
-            *recommendation.multi_task,
-            *(c for h in recommendation.heads for c in h.candidates),
-        ]
+        choice_label(choice): choice
+        for choice in (
+            c.choice()
+            for c in [*recommendation.multi_task, *(c for h in recommendation.heads for c in h.candidates)]
+        )
     }
     if value not in offered:
-        raise IntegrationError(FieldViolation(name, f"{value!r} names no spec of this recommendation"))
+        raise IntegrationError(FieldViolation(name, f"{value!r} names no choice of this recommendation"))
     return offered[value]
+
+
+def _parse_choice(data: Any, field: str) -> LossChoice:
+    """A stored ``{"spec": ..., "recipe": ...}`` choice, validated (the spec with its defaults filled in)."""
+    if not isinstance(data, Mapping) or set(data) - {"spec", "recipe"} or "spec" not in data:
+        raise IntegrationError(FieldViolation(field, 'expected {"spec": ..., "recipe": ...}'))
+    recipe = data.get("recipe")
+    return LossChoice(
+        spec=normalize_spec(data["spec"]), recipe=None if recipe is None else parse_recipe(recipe)
+    )
 
 
 def build_chosen_loss(
@@ -334,8 +365,9 @@ def build_chosen_loss(
     ...     return train_and_validate(loss)
     >>> loss = build_chosen_loss(study.best_trial)  # doctest: +SKIP
     """
-    spec = chosen_spec(trial_or_params, recommendation, head=head, top_k=top_k, name=name, labels=labels)
-    return build_loss(spec)
+    return chosen_loss(
+        trial_or_params, recommendation, head=head, top_k=top_k, name=name, labels=labels
+    ).build_loss()
 
 
 def output_adapter(head: Head, spec: LossSpec | Mapping[str, Any] | str) -> Adapter:

@@ -64,6 +64,21 @@ def _half_width(differences: np.ndarray, quantile: float) -> float:
     )
 
 
+def paired_interval(
+    a: RepeatValues, b: RepeatValues, level: float = 0.95
+) -> tuple[float, float, float, int] | None:
+    """(mean, low, high, repeats) of the paired difference a - b, oriented so that positive means a is
+    better; None with fewer than 2 shared repeats."""
+    differences = _paired_differences(a, b)
+    if len(differences) < 2:
+        return None
+    if not a.higher_is_better:
+        differences = -differences
+    half = 0.0 if differences.std(ddof=1) == 0 else _half_width(differences, 0.5 + level / 2)
+    mean = float(differences.mean())
+    return mean, mean - half, mean + half, len(differences)
+
+
 def indistinguishable(a: RepeatValues, b: RepeatValues, level: float = 0.95) -> bool:
     """True when the paired t-interval of a - b over the repeats both ran includes 0 (with one repeat,
     equal values only)."""

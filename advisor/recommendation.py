@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from advisor._text import shorten
+from advisor.errors import AdvisorError
+from advisor.recipes import Recipe
 from advisor.rules.schema import PostHoc
 from advisor.spec import LossSpec
 from advisor.task import TaskDescription
@@ -16,8 +20,86 @@ def candidate_label(spec: LossSpec, post_hoc: PostHoc | None) -> str:
     return spec.loss + (f" + {post_hoc.kind.replace('_', ' ')}" if post_hoc else "")
 
 
+def _compact(value: Any) -> str:
+    """A parameter value for a table cell: 3 significant digits, one-entry lists unwrapped."""
+    if isinstance(value, float):
+        text = f"{value:.3g}"
+        # 0.9996 must not read as 1: a rounded integer that is not the value gets more digits
+        return f"{value:.6g}" if float(text) == round(value) != value else text
+    if isinstance(value, list):
+        if len(value) == 1:
+            return _compact(value[0])
+        shown = ",".join(_compact(v) for v in value[:3])
+        return f"[{shown}{',...' if len(value) > 3 else ''}]"
+    return json.dumps(value)
+
+
+def key_params(spec: LossSpec, *, limit: int | None = None, compact: bool = False) -> str:
+    """The parameters of ``spec`` that differ from the loss's defaults, as ``name=value`` text (``compact``:
+    short numbers, space-separated, for tables).
+
+    A ``multi_task`` spec reads as its weighting scheme and each head's loss.
+    """
+    show = _compact if compact else json.dumps
+    if spec.loss == "multi_task":
+        weighting = dict(spec.params.get("weighting") or {})
+        scheme = weighting.pop("scheme", "static")
+        extra = ", ".join(f"{k}={show(v)}" for k, v in weighting.items() if v is not None)
+        heads = ", ".join(
+            f"{name}: {head.get('loss')}" for name, head in spec.params.get("heads", {}).items()
+        )
+        text = (
+            f"weighting={scheme}" + (f" ({extra})" if extra else "") + (f"; heads {heads}" if heads else "")
+        )
+    else:
+        defaults = _defaults(spec)
+        changed = {k: v for k, v in spec.params.items() if k not in defaults or defaults[k] != v}
+        text = (" " if compact else ", ").join(f"{k}={show(v)}" for k, v in changed.items())
+    return text if limit is None else shorten(text, limit)
+
+
+def _defaults(spec: LossSpec) -> dict[str, Any]:
+    """The loss's parameters with only the required ones taken from ``spec`` (the rest at their defaults)."""
+    from advisor.losses import get_loss_info, normalize_spec
+
+    try:
+        model = get_loss_info(spec.loss).params_model
+        required = {n: spec.params[n] for n, f in model.model_fields.items() if f.is_required()}
+        return dict(normalize_spec({"loss": spec.loss, "params": required}).params)
+    except AdvisorError:  # an unregistered loss (a plugin not installed here): show every parameter
+        return {}
+
+
+def candidate_name(spec: LossSpec, post_hoc: PostHoc | None) -> str:
+    """The label with the parameters that set it apart, e.g. 'bce pos_weight=7.4'."""
+    params = key_params(spec, compact=True, limit=40)
+    label = candidate_label(spec, post_hoc)
+    return f"{label} {params}" if params else label
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+class LossChoice(_Model):
+    """A loss to train with and the prediction-time recipe that goes with it (``None``: predict plainly).
+
+    This is what travels wherever a recommendation is handed on (``--out`` files, ``top_choices``, Optuna
+    choices): a spec alone would drop the recipe its evidence was measured with.
+    """
+
+    spec: LossSpec
+    recipe: Recipe | None = None
+
+    @property
+    def label(self) -> str:
+        return candidate_label(self.spec, self.recipe)
+
+    def build_loss(self) -> Any:
+        """``advisor.build_loss(self.spec)``: the loss module to train with."""
+        from advisor.losses import build_loss
+
+        return build_loss(self.spec)
 
 
 class ProtocolEvidence(_Model):
@@ -63,7 +145,11 @@ class RankedCandidate(_Model):
     rank: int = Field(description="1 is the recommendation.")
     head: str = Field(description="Head name, or '*' for a multi_task loss over every head.")
     spec: LossSpec
-    post_hoc: PostHoc | None = Field(None, description="Prediction-time recipe to apply with this loss.")
+    post_hoc: Recipe | None = Field(
+        None,
+        description="Prediction-time recipe to apply with this loss, with its tuned values "
+        "(advisor.apply_recipe).",
+    )
     prior: float = Field(description="Rule prior.")
     score: float = Field(description="Mean metric rescaled over the candidates: 1 best, 0 worst.")
     tie_group: int = Field(description="1: not distinguishable from the best at the repeats run.")
@@ -77,6 +163,15 @@ class RankedCandidate(_Model):
     def label(self) -> str:
         return candidate_label(self.spec, self.post_hoc)
 
+    @property
+    def name(self) -> str:
+        """The label with the parameters that set it apart, e.g. 'bce pos_weight=7.4'."""
+        return candidate_name(self.spec, self.post_hoc)
+
+    def choice(self) -> LossChoice:
+        """What to train and predict with: the spec and its prediction-time recipe."""
+        return LossChoice(spec=self.spec, recipe=self.post_hoc)
+
 
 class HeadResult(_Model):
     """The ranking for one head."""
@@ -86,6 +181,16 @@ class HeadResult(_Model):
     metric: str
     higher_is_better: bool
     candidates: list[RankedCandidate]
+    verdict: str = Field(
+        "",
+        description="The answer in one sentence: who wins and by how much, or which candidates tie and "
+        "whether the head type's default loss is among them.",
+    )
+    caveats: list[str] = Field(
+        default_factory=list,
+        description="What limits the evidence: synthetic data, a time cap that cut epochs or repeats, rules "
+        "alone.",
+    )
     explanation: str
     evidence_source: Literal["data", "synthetic", "rules"] = Field(
         description="Trials on the user's data, on synthetic data matching the description, or none."
@@ -150,7 +255,12 @@ class Recommendation(_Model):
 
     def specs(self) -> dict[str, dict]:
         """Winning spec per head (and '*' for multi_task), ready for ``advisor.build_loss``."""
-        found = {h.head: h.top.spec.model_dump() for h in self.heads}
+        return {name: choice.spec.model_dump() for name, choice in self.choices().items()}
+
+    def choices(self) -> dict[str, LossChoice]:
+        """Per head (and '*' for multi_task) the winner's spec and prediction-time recipe: the spec for
+        ``advisor.build_loss``, the recipe for ``advisor.apply_recipe``."""
+        found = {h.head: h.top.choice() for h in self.heads}
         if self.multi_task:
-            found["*"] = self.multi_task[0].spec.model_dump()
+            found["*"] = self.multi_task[0].choice()
         return found

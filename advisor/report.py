@@ -20,11 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from advisor._text import shorten
-from advisor.errors import AdvisorError
-from advisor.recommendation import HeadResult, RankedCandidate, Recommendation
-from advisor.spec import LossSpec
+from advisor.recommendation import HeadResult, RankedCandidate, Recommendation, key_params
 
-__all__ = ["key_params", "render_report", "snippet", "write_report"]
+__all__ = ["render_report", "snippet", "write_report"]
 
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2430;margin:0;background:#f5f6f8}
@@ -83,40 +81,6 @@ def _num(value: float | None, digits: int = 4) -> str:
     if value is None or not math.isfinite(value):
         return "n/a"
     return f"{value:.{digits}g}"
-
-
-def key_params(spec: LossSpec, *, limit: int | None = None) -> str:
-    """The parameters of ``spec`` that differ from the loss's defaults, as ``name=value`` text.
-
-    A ``multi_task`` spec reads as its weighting scheme and each head's loss.
-    """
-    if spec.loss == "multi_task":
-        weighting = dict(spec.params.get("weighting") or {})
-        scheme = weighting.pop("scheme", "static")
-        extra = ", ".join(f"{k}={json.dumps(v)}" for k, v in weighting.items() if v is not None)
-        heads = ", ".join(
-            f"{name}: {head.get('loss')}" for name, head in spec.params.get("heads", {}).items()
-        )
-        text = (
-            f"weighting={scheme}" + (f" ({extra})" if extra else "") + (f"; heads {heads}" if heads else "")
-        )
-    else:
-        defaults = _defaults(spec)
-        changed = {k: v for k, v in spec.params.items() if k not in defaults or defaults[k] != v}
-        text = ", ".join(f"{k}={json.dumps(v)}" for k, v in changed.items())
-    return text if limit is None else shorten(text, limit)
-
-
-def _defaults(spec: LossSpec) -> dict[str, Any]:
-    """The loss's parameters with only the required ones taken from ``spec`` (the rest at their defaults)."""
-    from advisor.losses import get_loss_info, normalize_spec
-
-    try:
-        model = get_loss_info(spec.loss).params_model
-        required = {n: spec.params[n] for n, f in model.model_fields.items() if f.is_required()}
-        return dict(normalize_spec({"loss": spec.loss, "params": required}).params)
-    except AdvisorError:  # an unregistered loss (a plugin not installed here): show every parameter
-        return {}
 
 
 def _chart_label(candidate: RankedCandidate, ranks: Sequence[int] | None = None) -> str:

@@ -1,12 +1,13 @@
-"""An Optuna study whose loss choice is Loss Advisor's top-k specs, searched together with the learning rate.
+"""An Optuna study whose loss choice is Loss Advisor's top-k losses, searched together with the learning rate.
 
     pip install optuna
     python client_examples/optuna_loss_choice.py
 
 The advisor runs once, before the study: it narrows dozens of possible losses to a few configured ones, and
 ``optuna_loss_choice`` offers those as one categorical parameter (short stable labels, since Optuna's
-choices must be primitive). Inside the objective the chosen spec becomes the loss; after the study,
-``build_chosen_loss(study.best_trial)`` rebuilds the winner from the trial alone.
+choices must be primitive). Each choice is a spec and the prediction-time recipe its evidence was measured
+with: inside the objective the spec becomes the loss and the recipe (when there is one) turns the logits into
+predictions; after the study, ``chosen_loss(study.best_trial)`` gives the winner back from the trial alone.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sklearn.metrics import average_precision_score
 from sklearn.model_selection import train_test_split
 
 import advisor
-from advisor.integrations import build_chosen_loss, loss_choices, optuna_loss_choice, output_adapter
+from advisor.integrations import chosen_loss, loss_choices, optuna_loss_choice, output_adapter
 
 DATA = Path(__file__).resolve().parent / "data" / "churn.csv"
 TARGET = "churned"
@@ -42,10 +43,11 @@ def main(n_trials: int = 6, top_k: int = 3, epochs: int = 6) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     result = advisor.recommend(str(DATA), target=TARGET, epochs=5, repeats=2, max_rows=1000, budget_s=60)
     head = result.heads[0]
-    offered = loss_choices(result, top_k=top_k)  # what optuna_loss_choice offers: label -> spec
-    print(f"the advisor's top {len(offered)} specs for head '{head.head}' ({head.metric}):")
-    for label, spec in offered.items():
-        print(f"  {label}: {spec.to_json()}")
+    offered = loss_choices(result, top_k=top_k)  # what optuna_loss_choice offers: label -> spec and recipe
+    print(f"the advisor's top {len(offered)} losses for head '{head.head}' ({head.metric}):")
+    for label, choice in offered.items():
+        recipe = f", then {choice.recipe.describe()}" if choice.recipe else ""
+        print(f"  {label}: {choice.spec.to_json()}{recipe}")
 
     x, y = load_churn()
     x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=0.25, stratify=y, random_state=0)
@@ -54,7 +56,8 @@ def main(n_trials: int = 6, top_k: int = 3, epochs: int = 6) -> dict:
     y_train = torch.tensor(y_train)
 
     def objective(trial: optuna.Trial) -> float:
-        spec = optuna_loss_choice(trial, result, top_k=top_k)  # one of the advisor's top-k specs
+        choice = optuna_loss_choice(trial, result, top_k=top_k)  # one of the advisor's top-k losses
+        spec = choice.spec
         lr = trial.suggest_float("lr", 3e-4, 1e-2, log=True)
         hidden = trial.suggest_categorical("hidden", [32, 64])
         torch.manual_seed(trial.number)
@@ -73,7 +76,13 @@ def main(n_trials: int = 6, top_k: int = 3, epochs: int = 6) -> dict:
                 loss.backward()
                 optimizer.step()
         with torch.no_grad():
-            proba = adapter.predict(model(x_val))["proba"]
+            logits = model(x_val)
+            # a threshold or logit adjustment leaves the ranking (average precision) alone; a temperature not
+            proba = (
+                advisor.apply_recipe(choice.recipe, logits, output="probabilities")
+                if choice.recipe is not None and choice.recipe.ready
+                else adapter.predict(logits)["proba"]
+            )
         positive = proba[:, 1] if proba.dim() == 2 and proba.shape[1] == 2 else proba.reshape(-1)
         return float(average_precision_score(y_val, positive.numpy()))
 
@@ -86,10 +95,10 @@ def main(n_trials: int = 6, top_k: int = 3, epochs: int = 6) -> dict:
     for trial in study.trials:
         print(f"trial {trial.number}: {trial.params['loss']:<28} lr={trial.params['lr']:.2e} "
               f"hidden={trial.params['hidden']:<3} AP={trial.value:.4f}")  # fmt: skip
-    best_loss = build_chosen_loss(study.best_trial)  # from the trial alone: its chosen spec is stored on it
+    best = chosen_loss(study.best_trial)  # from the trial alone: its chosen spec and recipe are stored on it
     print(f"best trial: #{study.best_trial.number}, AP {study.best_value:.4f}, params {study.best_params}")
-    print(f"best loss: {best_loss.spec().to_json()}")
-    return {"study": study, "best_spec": best_loss.spec(), "recommendation": result}
+    print(f"best loss: {best.spec.to_json()}" + (f", then {best.recipe.describe()}" if best.recipe else ""))
+    return {"study": study, "best": best, "recommendation": result}
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def main(epochs: int = 10, seed: int = 0) -> dict:
     print(f"task: {head.type} head '{head.head}', ranked by {head.metric}")
     print(f"recommended loss: {top.spec.to_json()}")
     if top.post_hoc is not None:
-        print(f"post-hoc recipe that goes with it: {top.post_hoc.kind}")
+        print(f"at prediction time: {top.post_hoc.describe()} (advisor.apply_recipe)")
 
     x, y = load_churn()
     x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=0.25, stratify=y, random_state=seed)

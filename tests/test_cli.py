@@ -73,8 +73,11 @@ def test_recommend_on_the_bundled_csv_writes_json_and_specs(tmp_path):
     head = recommendation["heads"][0]
     assert head["head"] == "churned" and head["evidence_source"] == "data"
     specs = json.loads(out.read_text())
-    assert specs["churned"] == head["candidates"][0]["spec"]
-    advisor.build_loss(specs["churned"])
+    assert specs["churned"] == {
+        "spec": head["candidates"][0]["spec"],
+        "recipe": head["candidates"][0]["post_hoc"],
+    }
+    advisor.build_loss(specs["churned"]["spec"])
 
 
 def test_recommend_table_and_task_json_without_trials(tmp_path):
@@ -82,7 +85,12 @@ def test_recommend_table_and_task_json_without_trials(tmp_path):
     task.write_text(json.dumps({"heads": [{"type": "multiclass", "class_histogram": [900, 90, 10]}]}))
     result = _run("recommend", "--task-json", str(task), "--no-trials")
     assert result.returncode == 0, result.stderr
-    assert "ranked for balanced_accuracy" in result.stdout and "rules only" in result.stdout
+    assert "ranked by balanced_accuracy" in result.stdout and "rules only" in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[lines.index(next(x for x in lines if "ranked by" in x)) + 1].startswith(
+        "Ranked by the rules alone"
+    )
+    assert "! No trial fits ran" in result.stdout
     assert "Train with: advisor.build_loss(" in result.stdout
     described = _run("describe", str(task))
     assert described.returncode == 0 and "imbalance=severe" in described.stdout

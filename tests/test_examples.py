@@ -17,13 +17,15 @@ from advisor.integrations import (
     IntegrationError,
     MissingDependencyError,
     build_chosen_loss,
-    chosen_spec,
+    choice_label,
+    chosen_loss,
     loss_choices,
     optuna_loss_choice,
     spec_label,
     top_candidates,
-    top_specs,
+    top_choices,
 )
+from advisor.recommendation import LossChoice
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "client_examples"
@@ -64,9 +66,9 @@ def test_optuna_study_chooses_among_the_top_specs(capsys):
     assert len(trials) == 4 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     assert {t.params["loss"] for t in trials} <= set(offered)
     assert all(0.0 < t.value <= 1.0 for t in trials)
-    assert out["best_spec"] == offered[study.best_params["loss"]]
-    assert study.best_trial.user_attrs["loss_spec"] == out["best_spec"].model_dump(mode="json")
-    assert f"best loss: {out['best_spec'].to_json()}" in printed
+    assert out["best"] == offered[study.best_params["loss"]]
+    assert study.best_trial.user_attrs["loss_choice"] == out["best"].model_dump(mode="json")
+    assert f"best loss: {out['best'].spec.to_json()}" in printed
 
 
 def test_multi_head_training_learns_uncertainty_weights(capsys):
@@ -98,45 +100,65 @@ def test_an_example_runs_as_a_script(tmp_path):
 # ------------------------------------------------------------------------------ advisor.integrations
 
 
-def test_top_specs_are_distinct_and_in_rank_order(churn):
+def test_top_choices_are_distinct_and_in_rank_order(churn):
     candidates = churn.heads[0].candidates
     every = top_candidates(churn, k=len(candidates))
-    keys = [c.spec.to_json() for c in every]
-    assert len(set(keys)) == len(keys) == len({c.spec.to_json() for c in candidates})
+    keys = [c.choice().model_dump_json() for c in every]
+    assert len(set(keys)) == len(keys) == len({c.choice().model_dump_json() for c in candidates})
     assert [c.rank for c in every] == sorted(c.rank for c in every)
     assert every[0] is candidates[0]
-    assert top_specs(churn, k=2) == [c.spec for c in every[:2]]
-    assert top_specs(churn, head="churned", k=1) == [candidates[0].spec]
+    assert top_choices(churn, k=2) == [c.choice() for c in every[:2]]
+    assert top_choices(churn, head="churned", k=1) == [
+        LossChoice(spec=candidates[0].spec, recipe=candidates[0].post_hoc)
+    ]
     with pytest.raises(IntegrationError, match="no head named 'nope'"):
-        top_specs(churn, head="nope")
+        top_choices(churn, head="nope")
     with pytest.raises(IntegrationError, match="k"):
-        top_specs(churn, k=0)
+        top_choices(churn, k=0)
+
+
+def test_a_recipe_stays_a_choice_of_its_own():
+    """'cross_entropy + logit adjustment' must not collapse into a plain cross-entropy choice."""
+    result = recommend({"heads": [{"type": "multiclass", "class_histogram": [900, 90, 10]}]}, trials=False)
+    choices = list(loss_choices(result, top_k=20).items())
+    adjusted = [
+        (label, c) for label, c in choices if c.recipe is not None and c.recipe.kind == "logit_adjustment"
+    ]
+    plain = [c for _, c in choices if c.recipe is None and c.spec == adjusted[0][1].spec]
+    assert adjusted and plain, [label for label, _ in choices]
+    label, choice = adjusted[0]
+    assert label.startswith("cross_entropy+logit_adjustment-") and label != spec_label(choice.spec)
+    assert choice.recipe.class_priors == pytest.approx([901 / 1003, 91 / 1003, 11 / 1003])
+    assert chosen_loss({"loss": label}, result) == choice
+    assert chosen_loss({"loss": choice.model_dump_json()}) == choice
 
 
 def test_labels_are_short_stable_and_distinct(churn):
     choices = loss_choices(churn, top_k=5)
-    assert all(isinstance(label, str) and len(label) < 40 for label in choices)
-    assert list(choices) == [spec_label(spec) for spec in top_specs(churn, k=5)]
-    spec = top_specs(churn, k=1)[0]
+    assert all(isinstance(label, str) and len(label) < 48 for label in choices)
+    assert list(choices) == [choice_label(c) for c in top_choices(churn, k=5)]
+    spec = top_choices(churn, k=1)[0].spec
     assert spec_label(spec) == spec_label(spec.to_json()) == spec_label(spec.model_dump())
     assert spec_label({"loss": "focal"}) != spec_label({"loss": "focal", "params": {"gamma": 3.0}})
     as_json = loss_choices(churn, top_k=2, labels="json")
-    assert [advisor.normalize_spec(text) for text in as_json] == list(as_json.values())
+    assert [LossChoice.model_validate_json(text) for text in as_json] == list(as_json.values())
 
 
-def test_chosen_spec_from_params_and_trials(churn):
+def test_chosen_loss_from_params_and_trials(churn):
     optuna = pytest.importorskip("optuna")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    top = top_specs(churn, k=3)
-    label = spec_label(top[1])
-    assert chosen_spec({"loss": label}, churn) == top[1]
-    assert chosen_spec({"loss": top[2].to_json()}) == top[2]  # JSON text needs no recommendation
+    top = top_choices(churn, k=3)
+    label = choice_label(top[1])
+    assert chosen_loss({"loss": label}, churn) == top[1]
+    assert chosen_loss({"loss": top[2].model_dump_json()}) == top[2]  # JSON text needs no recommendation
     with pytest.raises(IntegrationError, match="short label"):
-        chosen_spec({"loss": label})
-    with pytest.raises(IntegrationError, match="names no spec"):
-        chosen_spec({"loss": "focal-00000000"}, churn)
+        chosen_loss({"loss": label})
+    with pytest.raises(IntegrationError, match="names no choice"):
+        chosen_loss({"loss": "focal-00000000"}, churn)
     with pytest.raises(IntegrationError, match="no parameter 'loss'"):
-        chosen_spec({"lr": 0.1}, churn)
+        chosen_loss({"lr": 0.1}, churn)
+    with pytest.raises(IntegrationError, match="expected"):
+        chosen_loss({"loss": '{"loss": "focal"}'})
 
     fixed = optuna.trial.FixedTrial({"loss": label})
     assert optuna_loss_choice(fixed, churn) == top[1]
@@ -145,8 +167,7 @@ def test_chosen_spec_from_params_and_trials(churn):
     assert {t.params["choice"] for t in study.trials} <= set(loss_choices(churn))
     best = study.best_trial
     assert (
-        build_chosen_loss(best, name="choice").spec()
-        == advisor.build_loss(chosen_spec(best.params, churn, name="choice")).spec()
+        build_chosen_loss(best, name="choice").spec() == chosen_loss(best.params, churn, name="choice").spec
     )
 
 
@@ -158,9 +179,9 @@ def test_multi_head_choices_default_to_multi_task_specs():
         ]
     }
     result = recommend(task, trials=False)
-    assert top_specs(result, k=5) == [c.spec for c in result.multi_task]
+    assert [c.spec for c in top_choices(result, k=5)] == [c.spec for c in result.multi_task]
     assert all(label.startswith("multi_task-") for label in loss_choices(result))
-    assert top_specs(result, head="b", k=1) == [result.head("b").top.spec]
+    assert top_choices(result, head="b", k=1) == [result.head("b").top.choice()]
 
 
 def test_missing_optuna_raises_a_clear_import_error(churn, monkeypatch):
@@ -175,4 +196,4 @@ def test_missing_optuna_raises_a_clear_import_error(churn, monkeypatch):
     with pytest.raises(ImportError, match="pip install optuna") as caught:
         optuna_loss_choice(object(), churn)
     assert isinstance(caught.value, MissingDependencyError)
-    assert top_specs(churn, k=1)  # the rest works without it
+    assert top_choices(churn, k=1)  # the rest works without it

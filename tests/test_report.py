@@ -13,8 +13,8 @@ import pytest
 
 import advisor
 from advisor.core import recommend
-from advisor.recommendation import Recommendation
-from advisor.report import _python_literal, key_params, render_report, write_report
+from advisor.recommendation import Recommendation, key_params
+from advisor.report import _python_literal, render_report, write_report
 
 QUICK = {"budget_s": 30.0, "epochs": 3, "repeats": 2, "max_rows": 500}
 CHURN = "client_examples/data/churn.csv"

@@ -22,7 +22,8 @@ from torch import Tensor
 from advisor.heads import DEFAULT_TWEEDIE_POWER, HIGHER_IS_BETTER
 from advisor.losses import build_loss, get_loss_info
 from advisor.ranking import RepeatValues, clearly_behind
-from advisor.recommendation import Evidence, ProtocolEvidence, candidate_label
+from advisor.recipes import smoothed_priors
+from advisor.recommendation import Evidence, ProtocolEvidence, candidate_name
 from advisor.rules import Candidate
 from advisor.spec import LossSpec
 from advisor.trials import metrics
@@ -140,8 +141,8 @@ def _class_priors(data: TrialData, train: Tensor) -> Tensor | None:
     """Training label frequencies of one repeat (single-label classification; for logit adjustment)."""
     if data.head.type not in CLASS_HEADS:
         return None
-    counts = torch.bincount(data.y[train], minlength=data.head.num_classes or 2).double()
-    return (counts + 1.0) / (counts.sum() + len(counts))
+    counts = torch.bincount(data.y[train], minlength=data.head.num_classes or 2).tolist()
+    return torch.tensor(smoothed_priors(counts), dtype=torch.float64)
 
 
 @dataclass
@@ -369,5 +370,5 @@ def evaluate_head(
         score_rows=splits.score.shape[1],
         repeats=total,
         member_epochs=member_epochs,
-        cut_short=[candidate_label(candidates[i].spec, candidates[i].post_hoc) for i in cut_short],
+        cut_short=[candidate_name(candidates[i].spec, candidates[i].post_hoc) for i in cut_short],
     )
