@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal, get_args
 
 HeadType = Literal[
@@ -136,3 +137,43 @@ def deviance_power(metric: str, tweedie_power: float | None = None) -> float:
     if fixed is not None:
         return fixed
     return DEFAULT_TWEEDIE_POWER if tweedie_power is None else tweedie_power
+
+
+def chance_level(
+    metric: str,
+    *,
+    class_counts: list[int] | None = None,
+    positive_rates: list[float] | None = None,
+    variance: float | None = None,
+) -> float | None:
+    """What a prediction that ignores the features scores, where it follows from the head's statistics:
+
+    - average_precision: the positive rate (the expected value of a random ranking); map: the mean positive
+      rate over labels; roc_auc: 0.5;
+    - accuracy: the majority class's share (always predicting it); balanced_accuracy and macro_f1: 1/K
+      (guessing with the class frequencies: each class's recall, precision and F1 equal its frequency);
+    - log_loss: the entropy of the class frequencies (predicting them); brier: p (1 - p) for a binary head;
+    - rmse: the target's standard deviation (predicting its mean).
+
+    None for every other metric, or when the statistics it needs are unknown.
+    """
+    if metric == "roc_auc":
+        return 0.5
+    if metric == "map":
+        return sum(positive_rates) / len(positive_rates) if positive_rates else None
+    if metric == "rmse":
+        return None if variance is None else variance**0.5
+    if not class_counts or sum(class_counts) == 0:
+        return None
+    shares = [c / sum(class_counts) for c in class_counts]
+    if metric == "average_precision" and len(shares) == 2:
+        return shares[1]
+    if metric == "brier" and len(shares) == 2:
+        return shares[1] * shares[0]
+    if metric == "accuracy":
+        return max(shares)
+    if metric in ("balanced_accuracy", "macro_f1"):
+        return 1 / len(shares)
+    if metric == "log_loss":
+        return -sum(p * math.log(p) for p in shares if p > 0)
+    return None

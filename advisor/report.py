@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor._text import shorten
+from advisor.heads import chance_level
 from advisor.recommendation import HeadResult, RankedCandidate, Recommendation, key_params
 
 __all__ = ["render_report", "snippet", "write_report"]
@@ -36,7 +37,7 @@ tr.winner td{background:#e6f4ea}tr.winner td.key{font-weight:700}tr.tie td{backg
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
 pre{background:#f3f5f7;border:1px solid #dde1e6;border-radius:6px;padding:10px 12px;overflow-x:auto;margin:6px 0;white-space:pre}
 .box{border:1px solid #b7dfc3;background:#f3fbf5;border-radius:8px;padding:12px 16px;margin:14px 0}
-.note{border-left:4px solid #e0a800;background:#fff8e1;padding:8px 12px;margin:10px 0}
+.note{border-left:4px solid #e0a800;background:#fff8e1;padding:8px 12px;margin:10px 0}.verdict{font-size:16px;margin:8px 0}
 .snippet{position:relative}.snippet button{position:absolute;top:6px;right:6px;font-size:12px;padding:3px 10px;
 cursor:pointer;border:1px solid #9aa5b1;border-radius:4px;background:#fff}
 img.chart{max-width:100%;height:auto;display:block;margin:8px 0}
@@ -128,15 +129,11 @@ def snippet(candidate: RankedCandidate) -> str:
             lines.append(
                 "# call loss.end_epoch() after every epoch (DWA re-weights from the last two epochs)"
             )
-    if candidate.post_hoc is not None:
-        kind = candidate.post_hoc.kind
-        advice = {
-            "logit_adjustment": "predict argmax(logits - tau * log(class priors)); tune tau on validation rows"
-            + (f" (tau={candidate.post_hoc.tau:g})" if candidate.post_hoc.tau is not None else ""),
-            "threshold": "tune the decision threshold on validation rows instead of using 0.5",
-            "temperature": "fit a softmax temperature on validation rows before reading probabilities",
-        }[kind]
-        lines.append(f"# post-hoc: {advice}")
+    recipe = candidate.post_hoc
+    if recipe is not None:
+        lines.append(f"# at prediction time: {recipe.describe()}")
+        call = f"advisor.apply_recipe({_python_literal(recipe.model_dump(mode='json', exclude_none=True))}, logits)"
+        lines.append(f"predictions = {call}" if recipe.ready else f"# predictions = {call}  # tune it first")
     return "\n".join(lines)
 
 
@@ -178,7 +175,36 @@ def _spec_key(candidate: RankedCandidate) -> str:
     return candidate.spec.to_json()
 
 
-def _charts(head: HeadResult) -> tuple[str, str] | None:
+def _chance(rec: Recommendation, head: HeadResult) -> float | None:
+    """The head's chance level (see :func:`advisor.heads.chance_level`) from the task's statistics."""
+    described = next((h for h in rec.task.heads if h.name == head.head), None)
+    if described is None:
+        return None
+    variance = described.target.variance if described.target is not None else None
+    return chance_level(
+        head.metric,
+        class_counts=described.class_histogram,
+        positive_rates=described.positive_rates,
+        variance=variance,
+    )
+
+
+def _band(curves: list[list[float]]) -> tuple[list[float], list[float], list[float]]:
+    """Per epoch: the median and the 25th and 75th percentiles over the repeats that reached it."""
+    import numpy as np
+
+    longest = max(len(curve) for curve in curves)
+    median, low, high = [], [], []
+    for epoch in range(longest):
+        at = [c[epoch] for c in curves if epoch < len(c) and math.isfinite(c[epoch])]
+        q = np.percentile(at, [50, 25, 75]) if at else [math.nan] * 3
+        median.append(float(q[0]))
+        low.append(float(q[1]))
+        high.append(float(q[2]))
+    return median, low, high
+
+
+def _charts(head: HeadResult, chance: float | None) -> tuple[str, str] | None:
     """(metric chart, curves chart) as <img> tags, or None when the head has no trial evidence."""
     rows = [c for c in head.candidates if c.evidence is not None]
     if not rows:
@@ -212,6 +238,10 @@ def _charts(head: HeadResult) -> tuple[str, str] | None:
             if e.diverged_repeats:
                 ax.annotate(f"{e.diverged_repeats} diverged", (1.0, y), xycoords=("axes fraction", "data"),
                             ha="right", va="center", fontsize=8, color="#b00020")  # fmt: skip
+        if chance is not None:
+            ax.axvline(chance, color="#b00020", ls="--", lw=1.0, zorder=1)
+            ax.annotate(f"chance {chance:.3g}", (chance, 1.0), xycoords=("data", "axes fraction"),
+                        ha="left", va="bottom", fontsize=8, color="#b00020")  # fmt: skip
         ax.set_yticks(range(len(rows)), labels=[_chart_label(c) for c in rows])
         ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.set_xlabel(f"{head.metric} on held-out rows ({direction}); dots: repeats, diamond: mean ± std")
@@ -221,7 +251,7 @@ def _charts(head: HeadResult) -> tuple[str, str] | None:
                      loc="left", color="#555555")  # fmt: skip
         metric_img = _png(fig, f"{head.metric} of each candidate across repeats")
 
-        # Tune-row curves: one colour per trained spec, each repeat faint, their mean bold.
+        # Tune-row curves: one colour per trained spec, the median over repeats with its interquartile band.
         fig = Figure(figsize=(8.6, 3.8))
         ax = fig.add_subplot()
         for key in specs:
@@ -231,16 +261,14 @@ def _charts(head: HeadResult) -> tuple[str, str] | None:
             if not curves:
                 continue
             color = palette[key]
-            longest = max(len(curve) for curve in curves)
-            marker = "o" if longest <= 3 else None
-            for curve in curves:
-                ax.plot(range(1, len(curve) + 1), curve, color=color, alpha=0.28, lw=0.9, marker=marker, ms=3)
-            mean = []
-            for epoch in range(longest):
-                at = [c[epoch] for c in curves if epoch < len(c) and math.isfinite(c[epoch])]
-                mean.append(sum(at) / len(at) if at else math.nan)
+            median, low, high = _band(curves)
+            epochs = range(1, len(median) + 1)
+            marker = "o" if len(median) <= 3 else None
+            ax.fill_between(epochs, low, high, color=color, alpha=0.15, lw=0)
             label = _chart_label(first, [c.rank for c in group])
-            ax.plot(range(1, longest + 1), mean, color=color, lw=2.0, label=shorten(label, 60), marker=marker)
+            ax.plot(epochs, median, color=color, lw=1.8, label=shorten(label, 60), marker=marker, ms=3)
+        if chance is not None:
+            ax.axhline(chance, color="#b00020", ls="--", lw=1.0, label=f"chance {chance:.3g}")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(f"validation {head.metric}")
@@ -328,8 +356,7 @@ def _loss_cell(candidate: RankedCandidate) -> str:
     text = f"<code>{_t(candidate.spec.loss)}</code>"
     post_hoc = candidate.post_hoc
     if post_hoc is not None:
-        tau = f" (tau={post_hoc.tau:g})" if post_hoc.tau is not None else ""
-        text += f" + post-hoc {_t(post_hoc.kind.replace('_', ' ') + tau)}"
+        text += f' + {_t(post_hoc.kind.replace("_", " "))}<br><span class="small">{_t(post_hoc.describe())}</span>'
         tuned = candidate.evidence.post_hoc_values if candidate.evidence else None
         if tuned:
             values = ", ".join(_num(v, 3) for v in tuned)
@@ -403,13 +430,20 @@ def _evidence_summary(head: HeadResult, trials: bool) -> str:
     )
 
 
-def _head_section(head: HeadResult, index: int, charts: bool, trials: bool) -> str:
+def _head_section(head: HeadResult, index: int, charts: bool, trials: bool, chance: float | None) -> str:
     direction = "higher is better" if head.higher_is_better else "lower is better"
     parts = [
         f'<h2 id="{_a(_anchor("head", str(index)))}">Head <code>{_t(head.head)}</code> ({_t(head.type)}): '
         f"ranked by {_t(head.metric)} ({direction})</h2>",
+        f'<p class="verdict"><b>{_t(head.verdict)}</b></p>',
+        *(f'<p class="note caveat">{_t(caveat)}</p>' for caveat in head.caveats if trials),
         _evidence_summary(head, trials),
     ]
+    if chance is not None:
+        parts.append(
+            f'<p class="muted small">Chance level: {_t(f"{chance:.3g}")} {_t(head.metric)}, what a prediction that '
+            "ignores the features scores (dashed red line in the charts).</p>"
+        )
     if not head.candidates:
         parts.append('<p class="note">No rule proposed a loss for this head.</p>')
         return "".join(parts)
@@ -417,10 +451,12 @@ def _head_section(head: HeadResult, index: int, charts: bool, trials: bool) -> s
     parts.append(_ranking_table(head, index))
     if charts and head.evidence_source != "rules":
         try:
-            images = _charts(head)
+            images = _charts(head, chance)
         except ImportError:
             images = None
-            parts.append('<p class="note">Charts need matplotlib: <code>pip install matplotlib</code>.</p>')
+            parts.append(
+                "<p class=\"note\">Charts need the report extra: <code>pip install 'loss-advisor[report]'</code>.</p>"
+            )
         if images is not None:
             metric_img, curves_img = images
             parts.append(f"<h3>{_t(head.metric)} of each candidate across repeats</h3>{metric_img}")
@@ -432,7 +468,7 @@ def _head_section(head: HeadResult, index: int, charts: bool, trials: bool) -> s
             )
             parts.append(
                 f"<h3>Tune-row curves of the trial fits</h3>{curves_img}"
-                f'<p class="muted small">Faint lines: individual repeats; bold: their mean.{shared}</p>'
+                f'<p class="muted small">Lines: the median over repeats; bands: their 25th to 75th percentiles.{shared}</p>'
             )
     parts.append(_rationales(head, index))
     top = head.candidates[0]
@@ -470,13 +506,14 @@ def _winner_section(rec: Recommendation) -> str:
     except (IndexError, StopIteration):
         return '<div class="note">No candidate loss was proposed for this task.</div>'
     where = "every head" if best.head == "*" else f"head '{best.head}'"
+    verdict = "" if best.head == "*" else f'<p class="verdict">{_t(rec.head(best.head).verdict)}</p>'
     code = snippet(best)
     params = key_params(best.spec)
     params = f"<p>Key parameters: <code>{_t(params)}</code></p>" if params else ""
     return (
         '<div class="box">'
         f'<h2 style="margin-top:0">Train with: <code>{_t(best.label)}</code> for {_t(where)}</h2>'
-        f"{params}"
+        f"{verdict}{params}"
         '<div class="snippet"><button type="button" data-copy="winner-snippet">Copy</button>'
         f'<pre id="winner-snippet">{_t(code)}</pre></div>'
         f'<details><summary>The spec as JSON</summary><pre id="winner-spec">{_t(best.spec.to_json(indent=2))}'
@@ -529,7 +566,7 @@ def render_report(recommendation: Recommendation, *, charts: bool = True) -> str
         banner,
         _winner_section(rec),
         _task_section(rec),
-        *(_head_section(h, i, charts, rec.settings.trials) for i, h in enumerate(rec.heads)),
+        *(_head_section(h, i, charts, rec.settings.trials, _chance(rec, h)) for i, h in enumerate(rec.heads)),
         _multi_task_section(rec),
         _footer(rec),
     ]

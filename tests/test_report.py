@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import base64
 import html
+import math
 import re
 from html.parser import HTMLParser
 
@@ -13,8 +14,9 @@ import pytest
 
 import advisor
 from advisor.core import recommend
+from advisor.heads import chance_level
 from advisor.recommendation import Recommendation, key_params
-from advisor.report import _python_literal, render_report, write_report
+from advisor.report import _band, _python_literal, render_report, write_report
 
 QUICK = {"budget_s": 30.0, "epochs": 3, "repeats": 2, "max_rows": 500}
 CHURN = "client_examples/data/churn.csv"
@@ -252,3 +254,38 @@ def test_key_params_show_what_differs_from_the_defaults():
 )
 def test_snippet_literals_are_valid_python(value):
     assert ast.literal_eval(_python_literal(value)) == value
+
+
+def test_the_report_opens_each_head_with_its_verdict_and_shows_the_chance_level(churn):
+    page = Page(render_report(churn, charts=False))
+    text = " ".join(page.text)
+    head = churn.heads[0]
+    assert head.verdict and text.index(head.verdict) < text.index(head.explanation)
+    # 357 churners of 3000 rows: a random ranking's average precision
+    assert f"Chance level: {357 / 3000:.3g} average_precision" in text
+
+
+def test_median_band_of_the_curves():
+    median, low, high = _band([[1.0, 2.0, 3.0], [3.0, 4.0], [2.0, 6.0, math.nan]])
+    assert median == [2.0, 4.0, 3.0] and low == [1.5, 3.0, 3.0] and high == [2.5, 5.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    ("metric", "statistics", "expected"),
+    [
+        ("average_precision", {"class_counts": [75, 25]}, 0.25),
+        ("roc_auc", {}, 0.5),
+        ("accuracy", {"class_counts": [60, 30, 10]}, 0.6),
+        ("balanced_accuracy", {"class_counts": [60, 30, 10]}, 1 / 3),
+        ("macro_f1", {"class_counts": [50, 50]}, 0.5),
+        ("log_loss", {"class_counts": [50, 50]}, math.log(2)),
+        ("brier", {"class_counts": [80, 20]}, 0.16),
+        ("rmse", {"variance": 9.0}, 3.0),
+        ("map", {"positive_rates": [0.1, 0.3]}, 0.2),
+        ("dice", {"class_counts": [1, 1]}, None),
+        ("accuracy", {}, None),
+    ],
+)
+def test_chance_levels_by_hand(metric, statistics, expected):
+    found = chance_level(metric, **statistics)
+    assert found == (None if expected is None else pytest.approx(expected))
