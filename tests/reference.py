@@ -234,12 +234,18 @@ def overlap(p, g, batch=False, include_background=True, squared=False):
     return (p * g).sum(axes), (p**power).sum(axes), (g**power).sum(axes)
 
 
-def reduce_classes(values, sum_g, empty, reduction):
+def reduce_classes(values, sum_g, empty, reduction, weight=None):
+    """Mean over counted (sample, class) values; with per-class weights w_c (already restricted to the scored
+    classes) the weighted mean sum w_c L / sum w_c over counted values."""
     counted = sum_g > 0 if empty == "skip" else np.ones(values.shape, bool)
-    values = np.where(counted, values, 0.0)
+    w = np.ones(values.shape[-1]) if weight is None else np.asarray(weight, dtype=np.float64)
+    weighted = np.where(counted, values, 0.0) * w
     if reduction == "none":
-        return values
-    return values.sum() if reduction == "sum" else values.sum() / counted.sum()
+        return weighted
+    if reduction == "sum":
+        return weighted.sum()
+    denominator = (counted * w).sum()
+    return weighted.sum() / denominator if denominator != 0 else 0.0
 
 
 def lovasz_jaccard_set_loss(mispredicted, foreground):

@@ -53,8 +53,10 @@ REDUCTIONS = ["none", "sum", "mean"]
 
 # -------------------------------------------------------------------------------------------- catalog coverage
 
+# compound: its values are checked in tests/test_compound.py.
 TESTED = {
-    "asl", "bce", "beta_nll", "binary_focal", "class_balanced", "cross_entropy", "dice", "dice_ce", "esr", "focal",
+    "asl", "bce", "beta_nll", "binary_focal", "class_balanced", "compound", "cross_entropy", "dice", "dice_ce",
+    "esr", "focal",
     "focal_tversky", "gaussian_nll", "gce", "huber", "jaccard", "kl_div", "l1", "ldam", "log_cosh",
     "logit_adjusted", "lovasz", "mr_stft", "mse", "multi_task", "nll", "poisson_nll", "poly1", "quantile", "sce",
     "si_sdr", "smooth_l1", "snr", "stft", "tversky", "tweedie",
@@ -542,7 +544,12 @@ def _overlap_expected(name, z, y, params):
         values = 1 - (tp + snr) / (tp + a * fp + b * fn + sdr)
         if name == "focal_tversky":
             values = values ** params.get("gamma", 0.75)
-    return ref.reduce_classes(values, sg, params.get("empty", "smooth"), params.get("reduction", "mean"))
+    weight = params.get("weight")
+    if weight is not None and not params.get("include_background", True):
+        weight = weight[1:]  # one weight per input channel; the background's is unused when it is not scored
+    return ref.reduce_classes(
+        values, sg, params.get("empty", "smooth"), params.get("reduction", "mean"), weight
+    )
 
 
 OVERLAP_CASES = [
@@ -645,6 +652,75 @@ def _dice_ce_expected(z, y, params):
 def test_dice_ce(params):
     z, y = _seg_case(33, ignore=params.get("ignore_index"))
     check(value(build("dice_ce", **params), t(z), idx(y)), _dice_ce_expected(z, y, params))
+
+
+# Per-class weights of the Dice family (MONAI #7065): 'mean' = sum w_c k L / sum w_c k over counted values.
+CLASS_WEIGHTS = [[0.2, 1.0, 3.0], [0.0, 2.0, 0.5]]
+WEIGHTED_CASES = [
+    {},
+    {"batch": True},
+    {"include_background": False},
+    {"reduction": "sum"},
+    {"reduction": "none", "ignore_index": 255},
+    {"empty": "skip", "smooth_nr": 0.0, "smooth_dr": 0.1},
+    {"activation": "sigmoid", "batch": True},
+]
+
+
+@pytest.mark.parametrize("weight", CLASS_WEIGHTS)
+@pytest.mark.parametrize("params", WEIGHTED_CASES)
+@pytest.mark.parametrize(("name", "extra"), [("dice", {}), ("jaccard", {}), ("tversky", {}),
+                                             ("focal_tversky", {"gamma": 0.75})])  # fmt: skip
+def test_overlap_losses_with_class_weights(name, extra, params, weight):
+    params = {**params, **extra, "weight": weight}
+    absent = 2 if "empty" in params else None
+    z, y = _seg_case(37, ignore=params.get("ignore_index"), absent=absent)
+    expected = _overlap_expected(name, z, y, params)
+    check(value(build(name, **params), t(z), idx(y)), expected)
+    if params.get("reduction", "mean") == "mean":  # the weights change the value (they are not ignored)
+        unweighted = _overlap_expected(name, z, y, {k: v for k, v in params.items() if k != "weight"})
+        assert abs(float(expected) - float(unweighted)) > 1e-6
+
+
+def test_dice_class_weights_by_hand():
+    # probabilities (activation none), one sample, 2 channels, 2 pixels; pixel 0 is class 0, pixel 1 class 1.
+    # p0 = [0.8, 0.3], p1 = [0.2, 0.7]: Dice_0 = 1.6 / 2.1, Dice_1 = 1.4 / 1.9 (no smoothing), so
+    # L_0 = 0.5 / 2.1, L_1 = 0.5 / 1.9; w = [1, 3]: (L_0 + 3 L_1) / 4.
+    p = np.array([[[0.8, 0.3], [0.2, 0.7]]])
+    g = np.array([[[1.0, 0.0], [0.0, 1.0]]])
+    params = {"activation": "none", "smooth_nr": 0.0, "smooth_dr": 0.0}
+    l0, l1 = 0.5 / 2.1, 0.5 / 1.9
+    check(value(build("dice", weight=[1.0, 3.0], **params), t(p), t(g)), (l0 + 3 * l1) / 4)
+    check(value(build("dice", weight=[1.0, 3.0], reduction="sum", **params), t(p), t(g)), l0 + 3 * l1)
+    check(value(build("dice", weight=[1.0, 3.0], reduction="none", **params), t(p), t(g)), [[l0, 3 * l1]])
+    # Without the background, channel 0's weight is unused: the mean is L_1 whatever w_0 is.
+    check(value(build("dice", weight=[9.0, 3.0], include_background=False, **params), t(p), t(g)), l1)
+    # Every weight 0: nothing counts and the mean is 0, not NaN.
+    check(value(build("dice", weight=[0.0, 0.0], **params), t(p), t(g)), 0.0)
+
+
+@pytest.mark.parametrize("params", [{}, {"batch": True, "include_background": False}, {"reduction": "sum"}])
+def test_dice_ce_dice_weight(params):
+    z, y = _seg_case(38)
+    dice_weight, ce_weight = [0.5, 1.0, 4.0], [1.0, 0.5, 2.0]
+    loss = build("dice_ce", dice_weight=dice_weight, ce_weight=ce_weight, lambda_ce=0.7, **params)
+    dice = _overlap_expected("dice", z, y, {**params, "weight": dice_weight})
+    ce = ref.cross_entropy(z, y, ce_weight, -100, 0.0, params.get("reduction", "mean"))
+    check(value(loss, t(z), idx(y)), dice + 0.7 * ce)
+
+
+@pytest.mark.parametrize(("name", "param"), [("dice", "weight"), ("tversky", "weight"),
+                                             ("focal_tversky", "weight"), ("jaccard", "weight"),
+                                             ("dice_ce", "dice_weight")])  # fmt: skip
+def test_class_weights_must_match_the_channel_count(name, param):
+    z, y = _seg_case(39)
+    with pytest.raises(advisor.LossInputError) as caught:
+        build(name, **{param: [1.0, 2.0]})(t(z), idx(y))
+    assert caught.value.violations[0].field == f"params.{param}"
+    assert "2 entries" in str(caught.value) and "3 classes" in str(caught.value)
+    with pytest.raises(advisor.SpecError) as invalid:
+        build(name, **{param: [1.0, -1.0, 1.0]})
+    assert invalid.value.violations[0].field == f"params.{param}.1"
 
 
 def test_dice_ce_soft_target_softmax_without_weights():

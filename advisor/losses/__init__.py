@@ -4,8 +4,26 @@ Importing this package registers the built-in losses; it needs only torch, pydan
 trials or service).
 """
 
-from advisor.losses import audio, classification, distribution, multitask, regression, segmentation
-from advisor.losses._base import CatalogLoss, LossParams
+from advisor.losses import (
+    audio,
+    classification,
+    compound,
+    distribution,
+    multitask,
+    regression,
+    segmentation,
+)
+from advisor.losses._base import (
+    INPUT_FORMATS,
+    TARGET_FORMATS,
+    CatalogLoss,
+    LossParams,
+    ReductionParams,
+    TensorFormat,
+    checks,
+    checks_enabled,
+    reduce_loss,
+)
 from advisor.losses.registry import (
     HEAD_TYPES,
     LossInfo,
@@ -21,18 +39,26 @@ from advisor.losses.registry import (
 
 __all__ = [
     "HEAD_TYPES",
+    "INPUT_FORMATS",
+    "TARGET_FORMATS",
     "CatalogLoss",
     "LossInfo",
     "LossParams",
+    "ReductionParams",
+    "TensorFormat",
     "audio",
     "build_loss",
     "catalog",
+    "checks",
+    "checks_enabled",
     "classification",
+    "compound",
     "distribution",
     "get_loss_info",
     "loss_names",
     "multitask",
     "normalize_spec",
+    "reduce_loss",
     "register_loss",
     "regression",
     "segmentation",

@@ -13,7 +13,14 @@ from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from advisor.errors import FieldViolation, LossInputError
-from advisor.losses._base import CatalogLoss, LossParams, Reduction, ReductionField, check_same_shape
+from advisor.losses._base import (
+    CatalogLoss,
+    LossParams,
+    Reduction,
+    ReductionField,
+    TensorFormat,
+    check_same_shape,
+)
 from advisor.losses.registry import register_loss
 
 Window = Literal["hann_window", "hamming_window", "blackman_window", "bartlett_window"]
@@ -31,6 +38,8 @@ def _check_waveforms(input: Tensor, target: Tensor, loss: str) -> None:
 
 class _AuralossLoss(CatalogLoss):
     """Builds its auraloss module once from the validated parameters and checks waveform shapes."""
+
+    tensor_format = TensorFormat.of("waveform", "like_input")
 
     def __init__(self, params: LossParams | None = None, **kwargs) -> None:
         super().__init__(params, **kwargs)

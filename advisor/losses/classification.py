@@ -9,6 +9,8 @@ Conventions shared by every loss here:
   and are left out of the 'mean' denominator. 'none' returns zeros at ignored positions.
 * Unless a loss says otherwise, 'mean' divides by the number of non-ignored targets.
 * Per-class lists (``weight``, ``alpha``, ``samples_per_class``) must have one entry per class (dim 1).
+* Target values (class indices in range, binary targets 0 or 1) are checked on every call unless
+  :func:`advisor.losses.checks` turns that off (the check syncs the device and breaks ``torch.compile`` graphs).
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from advisor.losses._base import (
     LossParams,
     Reduction,
     ReductionField,
+    TensorFormat,
     check_class_count,
     check_same_shape,
+    checks_enabled,
     class_tensor,
     counts_to_priors,
     reduce_loss,
@@ -43,6 +47,10 @@ _INDICES = "class indices (N) or (N, d1, ...), int64; ignore_index marks entries
 _BINARY_LOGITS = "logits, any shape (N, *); one column per label for multilabel"
 _BINARY_TARGET = "0/1 targets, same shape as input; ignore_index (if set) marks entries to skip"
 _MULTICLASS = ("multiclass", "binary", "ordinal")
+# Pixel-wise losses that also serve segmentation heads, (N, C, *spatial) logits with (N, *spatial) indices.
+_MULTICLASS_DENSE = (*_MULTICLASS, "segmentation")
+_SOFTMAX = TensorFormat.of("softmax_logits", "class_indices")
+_SIGMOID = TensorFormat.of("sigmoid_logits", "like_input")
 
 # ------------------------------------------------------------------------------------------ shared mechanics
 
@@ -74,15 +82,16 @@ def _checked_targets(
     flat = target.reshape(-1)
     valid = flat != ignore_index if ignore_index is not None else torch.ones_like(flat, dtype=torch.bool)
     num_classes = input.shape[1]
-    out_of_range = valid & ((flat < 0) | (flat >= num_classes))
-    if bool(out_of_range.any()):
-        bad = flat[out_of_range][0].item()
-        raise LossInputError(
-            FieldViolation(
-                "target",
-                f"{loss}: class index {bad} outside [0, {num_classes - 1}] (ignore_index={ignore_index})",
+    if checks_enabled():
+        out_of_range = valid & ((flat < 0) | (flat >= num_classes))
+        if bool(out_of_range.any()):
+            bad = flat[out_of_range][0].item()
+            raise LossInputError(
+                FieldViolation(
+                    "target",
+                    f"{loss}: class index {bad} outside [0, {num_classes - 1}] (ignore_index={ignore_index})",
+                )
             )
-        )
     return torch.where(valid, flat, torch.zeros_like(flat)), valid
 
 
@@ -93,7 +102,7 @@ def _binary_valid(
     check_same_shape(input, target, loss)
     valid = target != ignore_index if ignore_index is not None else torch.ones_like(target, dtype=torch.bool)
     target = torch.where(valid, target, torch.zeros_like(target)).to(input.dtype)
-    if bool(((target != 0) & (target != 1)).any()):
+    if checks_enabled() and bool(((target != 0) & (target != 1)).any()):
         raise LossInputError(FieldViolation("target", f"{loss}: targets must be 0 or 1 (or ignore_index)"))
     return target, valid
 
@@ -231,7 +240,7 @@ def class_balanced_weights(samples_per_class: list[int], beta: float, like: Tens
 
     A zero count is treated as one sample, so no weight is infinite.
     """
-    counts = torch.as_tensor(samples_per_class, dtype=like.dtype, device=like.device).clamp_min(1.0)
+    counts = class_tensor(samples_per_class, like).clamp_min(1.0)
     weights = (1.0 - beta) / (1.0 - beta**counts) if beta > 0 else torch.ones_like(counts)
     return weights * (len(samples_per_class) / weights.sum())
 
@@ -241,7 +250,7 @@ def ldam_margins(samples_per_class: list[int], max_margin: float, like: Tensor) 
 
     A zero count is treated as one sample, so no margin is infinite.
     """
-    counts = torch.as_tensor(samples_per_class, dtype=like.dtype, device=like.device).clamp_min(1.0)
+    counts = class_tensor(samples_per_class, like).clamp_min(1.0)
     margins = counts.pow(-0.25)
     return margins * (max_margin / margins.max())
 
@@ -267,7 +276,7 @@ class CrossEntropyParams(_IgnoreIndexParams):
 
 @register_loss(
     "cross_entropy",
-    heads=_MULTICLASS,
+    heads=_MULTICLASS_DENSE,
     input=_LOGITS,
     target=_INDICES,
     reference="torch.nn.CrossEntropyLoss; label smoothing: Szegedy et al. (2016), Rethinking the Inception "
@@ -277,12 +286,14 @@ class CrossEntropyParams(_IgnoreIndexParams):
 class CrossEntropyLoss(CatalogLoss):
     """Cross-entropy on logits: (1-e) w_y (-log p_y) + (e/C) sum_c w_c (-log p_c).
 
-    The default multiclass loss. With ``weight``, 'mean' divides by the sum of the valid targets' weights
-    (torch's convention); when every target is ignored the mean is 0. Wraps
-    ``torch.nn.functional.cross_entropy``.
+    The default multiclass loss, and the pixel-wise loss of segmentation heads ((N, C, *spatial) logits
+    against (N, *spatial) indices; with Dice in ``dice_ce`` or ``compound``). With ``weight``, 'mean' divides
+    by the sum of the valid targets' weights (torch's convention); when every target is ignored the mean is 0.
+    Wraps ``torch.nn.functional.cross_entropy``.
     """
 
     Params = CrossEntropyParams
+    tensor_format = _SOFTMAX
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params
@@ -314,6 +325,7 @@ class NLLLoss(CatalogLoss):
     """
 
     Params = NLLParams
+    tensor_format = TensorFormat.of("log_probs", "class_indices")
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params
@@ -355,6 +367,7 @@ class BCELoss(CatalogLoss):
     """
 
     Params = BCEParams
+    tensor_format = _SIGMOID
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params
@@ -393,7 +406,7 @@ class FocalParams(_IgnoreIndexParams):
 
 @register_loss(
     "focal",
-    heads=_MULTICLASS,
+    heads=_MULTICLASS_DENSE,
     input=_LOGITS,
     target=_INDICES,
     reference="Lin et al. (2017), Focal Loss for Dense Object Detection, ICCV",
@@ -404,12 +417,14 @@ class FocalLoss(CatalogLoss):
 
     Down-weights easy examples so training concentrates on hard ones; gamma = 0 without alpha is
     cross-entropy. ``alpha`` is always a per-class list. Avoid under label noise (it up-weights the hard,
-    often mislabelled, examples).
+    often mislabelled, examples). Pixel-wise on segmentation heads, it is the focal half of Dice + focal
+    (a ``compound`` loss).
 
     Example: ``FocalLoss(gamma=0.0)(x, y)`` equals ``torch.nn.functional.cross_entropy(x, y)``.
     """
 
     Params = FocalParams
+    tensor_format = _SOFTMAX
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params
@@ -446,6 +461,7 @@ class BinaryFocalLoss(CatalogLoss):
     """
 
     Params = BinaryFocalParams
+    tensor_format = _SIGMOID
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params
@@ -478,6 +494,14 @@ class ClassBalancedLoss(CatalogLoss):
     """
 
     Params = ClassBalancedParams
+    tensor_format = _SOFTMAX
+
+    @classmethod
+    def format_for(cls, params: ClassBalancedParams) -> TensorFormat:
+        # sigmoid: one-vs-all logits over the C columns, still against class indices
+        return (
+            _SOFTMAX if params.activation == "softmax" else TensorFormat.of("sigmoid_logits", "class_indices")
+        )
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params
@@ -520,6 +544,7 @@ class LDAMLoss(CatalogLoss):
     """
 
     Params = LDAMParams
+    tensor_format = _SOFTMAX
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params
@@ -556,6 +581,7 @@ class LogitAdjustedLoss(CatalogLoss):
     """
 
     Params = LogitAdjustedParams
+    tensor_format = _SOFTMAX
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params
@@ -585,6 +611,7 @@ class Poly1Loss(CatalogLoss):
     """
 
     Params = Poly1Params
+    tensor_format = _SOFTMAX
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params
@@ -613,6 +640,7 @@ class GCELoss(CatalogLoss):
     """
 
     Params = GCEParams
+    tensor_format = _SOFTMAX
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params
@@ -643,6 +671,7 @@ class SCELoss(CatalogLoss):
     """
 
     Params = SCEParams
+    tensor_format = _SOFTMAX
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params
@@ -678,6 +707,7 @@ class AsymmetricLoss(CatalogLoss):
     """
 
     Params = ASLParams
+    tensor_format = _SIGMOID
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params

@@ -8,7 +8,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from advisor.losses._base import CatalogLoss, LossParams, check_same_shape, reduce_loss
+from advisor.losses._base import CatalogLoss, LossParams, TensorFormat, check_same_shape, reduce_loss
 from advisor.losses.registry import register_loss
 
 
@@ -43,6 +43,12 @@ class KLDivLoss(CatalogLoss):
     """
 
     Params = KLDivParams
+    tensor_format = TensorFormat.of("log_probs", "like_input")
+
+    @classmethod
+    def format_for(cls, params: KLDivParams) -> TensorFormat:
+        reads = "log_probs" if params.input_format == "log_probs" else "softmax_logits"
+        return TensorFormat.of(reads, "log_like_input" if params.log_target else "like_input")
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params

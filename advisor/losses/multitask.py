@@ -10,9 +10,9 @@ import torch
 from pydantic import Field, field_validator
 from torch import Tensor, nn
 
-from advisor.errors import FieldViolation, LossInputError, SpecError
+from advisor.errors import FieldViolation, LossInputError
 from advisor.losses._base import CatalogLoss, LossParams, safe_divide
-from advisor.losses.registry import HEAD_TYPES, build_loss, normalize_spec, register_loss
+from advisor.losses.registry import HEAD_TYPES, build_loss, normalize_nested_spec, register_loss
 
 
 class StaticWeighting(LossParams):
@@ -48,18 +48,8 @@ class MultiTaskParams(LossParams):
         for name, spec in heads.items():
             if not name.isidentifier():
                 raise ValueError(f"head name {name!r} must be an identifier (letters, digits, underscores)")
-            try:
-                head = normalize_spec(spec)
-            except SpecError as exc:  # re-root the nested fields under the head's name
-                raise SpecError(
-                    [FieldViolation(f"{name}.{v.field}", v.description) for v in exc.violations]
-                ) from None
-            if head.loss == "multi_task":
-                raise ValueError(f"head {name!r}: multi_task cannot be nested")
-            if head.params.get("reduction") == "none":
-                raise ValueError(
-                    f"head {name!r}: reduction 'none' gives no scalar to weight; use 'mean' or 'sum'"
-                )
+            # A head may be a compound loss (Dice + focal on a segmentation head), not another multi_task.
+            head = normalize_nested_spec(spec, field=name, owner="multi_task", refuse=("multi_task",))
             normalized[name] = head.model_dump(mode="json")
         return normalized
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
@@ -163,8 +163,10 @@ def validate_params(name: str, params: Mapping[str, Any], *, field: str = "param
         violations = []
         for violation in violations_from_pydantic(exc, prefix=field):
             description = f"loss {name!r}: {violation.description}"
-            parameter = violation.field.removeprefix(f"{field}.").split(".")[0]
-            if "unknown field" in violation.description:
+            parameter = violation.field.removeprefix(f"{field}.")
+            if (
+                "unknown field" in violation.description and "." not in parameter
+            ):  # not one inside a nested spec
                 close = difflib.get_close_matches(parameter, known, n=2, cutoff=0.5)
                 hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
                 description += f"; {hint}allowed parameters: {', '.join(known)}"
@@ -177,6 +179,43 @@ def normalize_spec(spec: SpecLike) -> LossSpec:
     parsed = parse_spec(spec)
     params = validate_params(parsed.loss, parsed.params)
     return LossSpec(loss=parsed.loss, params=params.model_dump(mode="json"))
+
+
+def normalize_nested_spec(spec: SpecLike, *, field: str, owner: str, refuse: Collection[str]) -> LossSpec:
+    """A spec inside another loss's parameters (a ``multi_task`` head, a ``compound`` term), normalized.
+
+    Its violations are re-rooted under ``field`` (``heads.label.params.gamma``). Refused: the losses in
+    ``refuse`` (composites that do not nest inside ``owner``) and reduction 'none', which leaves the owner no
+    scalar to weight.
+    """
+
+    def rooted(violations: list[FieldViolation]) -> SpecError:
+        return SpecError(
+            [FieldViolation(f"{field}.{v.field}".rstrip("."), v.description) for v in violations]
+        )
+
+    try:
+        parsed = parse_spec(spec)
+        if parsed.loss in refuse:
+            raise SpecError(
+                FieldViolation(
+                    "loss",
+                    f"{parsed.loss} cannot be nested inside {owner}; allowed: any other registered loss",
+                )
+            )
+        nested = normalize_spec(parsed)
+    except SpecError as exc:
+        raise rooted(exc.violations) from None
+    if nested.params.get("reduction") == "none":
+        raise rooted(
+            [
+                FieldViolation(
+                    "params.reduction",
+                    f"{nested.loss}: reduction 'none' gives no scalar to weight; use 'mean' or 'sum'",
+                )
+            ]
+        )
+    return nested
 
 
 def build_loss(spec: SpecLike) -> CatalogLoss:

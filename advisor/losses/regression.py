@@ -20,7 +20,10 @@ from advisor.losses._base import (
     LossParams,
     Reduction,
     ReductionField,
+    ReductionParams,
+    TensorFormat,
     check_same_shape,
+    class_tensor,
     reduce_loss,
 )
 from advisor.losses.registry import register_loss
@@ -51,7 +54,7 @@ def quantile_loss(
     ``input`` is (*, Q) for Q quantiles and ``target`` is (*); with one quantile ``input`` may also have the
     target's shape. 'none' returns (*, Q); 'mean' divides by the element count of that tensor.
     """
-    q = torch.as_tensor(quantiles, dtype=input.dtype, device=input.device)
+    q = class_tensor(quantiles, input)
     if len(quantiles) == 1 and input.shape == target.shape:
         input = input.unsqueeze(-1)
     if input.shape != (*target.shape, len(quantiles)):
@@ -135,8 +138,9 @@ def tweedie_loss(
 # ------------------------------------------------------------------------------------------------------ modules
 
 
-class ReductionParams(LossParams):
-    reduction: Reduction = ReductionField
+_POINT = TensorFormat.of("values", "like_input")
+_LOG_RATE = TensorFormat.of("log_rate", "like_input")
+_MEAN_LOG_VAR_FORMAT = TensorFormat.of("mean_log_var", "values")
 
 
 @register_loss(
@@ -155,6 +159,7 @@ class MSELoss(CatalogLoss):
     """
 
     Params = ReductionParams
+    tensor_format = _POINT
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         check_same_shape(input, target, "mse")
@@ -177,6 +182,7 @@ class L1Loss(CatalogLoss):
     """
 
     Params = ReductionParams
+    tensor_format = _POINT
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         check_same_shape(input, target, "l1")
@@ -209,6 +215,7 @@ class HuberLoss(CatalogLoss):
     """
 
     Params = HuberParams
+    tensor_format = _POINT
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         check_same_shape(input, target, "huber")
@@ -241,6 +248,7 @@ class SmoothL1Loss(CatalogLoss):
     """
 
     Params = SmoothL1Params
+    tensor_format = _POINT
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         check_same_shape(input, target, "smooth_l1")
@@ -263,6 +271,7 @@ class LogCoshLoss(CatalogLoss):
     """
 
     Params = ReductionParams
+    tensor_format = _POINT
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         check_same_shape(input, target, "log_cosh")
@@ -303,6 +312,7 @@ class QuantileLoss(CatalogLoss):
     """
 
     Params = QuantileParams
+    tensor_format = TensorFormat.of("quantiles", "values")
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         return quantile_loss(input, target, self.params.quantiles, self.params.reduction)
@@ -333,6 +343,11 @@ class PoissonNLLLoss(CatalogLoss):
     """
 
     Params = PoissonNLLParams
+    tensor_format = _LOG_RATE
+
+    @classmethod
+    def format_for(cls, params: PoissonNLLParams) -> TensorFormat:
+        return _LOG_RATE if params.log_input else TensorFormat.of("rate", "like_input")
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         check_same_shape(input, target, "poisson_nll")
@@ -367,6 +382,7 @@ class GaussianNLLLoss(CatalogLoss):
     """
 
     Params = GaussianNLLParams
+    tensor_format = _MEAN_LOG_VAR_FORMAT
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params
@@ -394,6 +410,7 @@ class BetaNLLLoss(CatalogLoss):
     """
 
     Params = BetaNLLParams
+    tensor_format = _MEAN_LOG_VAR_FORMAT
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params
@@ -421,6 +438,7 @@ class TweedieLoss(CatalogLoss):
     """
 
     Params = TweedieParams
+    tensor_format = _LOG_RATE
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         check_same_shape(input, target, "tweedie")

@@ -10,6 +10,14 @@ Conventions shared by every loss here:
 * ``empty``: how a class absent from the target is scored. 'smooth' lets the smoothing constants decide (an
   empty prediction then scores loss 0 and any false positive about 1); 'skip' leaves it out of the mean.
 * 'mean' averages the counted values; 'none' returns them (skipped ones as 0).
+* ``weight`` (Dice, Jaccard, Tversky, focal Tversky; ``dice_weight`` of Dice + CE): per-class weights w_c, one
+  per input channel (dim 1; channel 0's entry is unused when ``include_background`` is False). With k_nc = 1
+  for a counted value L_nc (0 for a skipped one), 'mean' is the weighted mean
+  sum_nc w_c k_nc L_nc / sum_nc w_c k_nc, 'sum' is sum_nc w_c k_nc L_nc and 'none' returns w_c k_nc L_nc.
+  All weights 1 is the unweighted loss. (MONAI's DiceLoss multiplies by its weights but still divides by the
+  count of values, so its 'mean' scales with them.)
+* Index targets are checked to lie in [0, C) on every call unless :func:`advisor.losses.checks` turns that
+  off.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
+from pydantic.fields import FieldInfo
 from torch import Tensor
 
 from advisor.errors import FieldViolation, LossInputError
@@ -28,6 +37,10 @@ from advisor.losses._base import (
     LossParams,
     Reduction,
     ReductionField,
+    TensorFormat,
+    check_class_count,
+    checks_enabled,
+    class_tensor,
     safe_divide,
 )
 from advisor.losses.classification import NonNegative, cross_entropy
@@ -37,6 +50,8 @@ Activation = Literal["softmax", "sigmoid", "none"]
 _INPUT = "logits (N, C, *spatial); probabilities with activation='none'"
 _TARGET = "class indices (N, *spatial), or one-hot/soft targets shaped like the input"
 _HEADS = ("segmentation",)
+_DENSE_TARGETS = ("class_indices", "like_input")
+_READS = {"softmax": "softmax_logits", "sigmoid": "sigmoid_logits", "none": "probabilities"}
 
 
 class _Overlap:
@@ -85,7 +100,7 @@ def _probabilities_and_targets(
     valid = flat != ignore_index if ignore_index is not None else torch.ones_like(flat, dtype=torch.bool)
     safe = torch.where(valid, flat, torch.zeros_like(flat))
     limit = max(c, 2)
-    if bool(((safe < 0) | (safe >= limit)).any()):
+    if checks_enabled() and bool(((safe < 0) | (safe >= limit)).any()):
         raise LossInputError(FieldViolation("target", f"{loss}: class indices must lie in [0, {limit - 1}]"))
     one_hot = safe[:, None].to(probs.dtype) if c == 1 else F.one_hot(safe, c).movedim(-1, 1).to(probs.dtype)
     mask = valid[:, None].to(probs.dtype)
@@ -105,12 +120,31 @@ def overlap_terms(
     return _Overlap((probs * one_hot).sum(dims), (probs**power).sum(dims), (one_hot**power).sum(dims))
 
 
-def _reduce_classes(values: Tensor, overlap: _Overlap, empty: str, reduction: Reduction) -> Tensor:
+def class_weights(
+    weight: list[float] | None, input: Tensor, include_background: bool, loss: str, param: str = "weight"
+) -> Tensor | None:
+    """Per-class weights as a tensor over the scored channels: one entry per input channel is required, and
+    channel 0's is dropped when the background is not scored."""
+    check_class_count(weight, input.shape[1], loss, param)
+    values = class_tensor(weight, input)
+    return values if values is None or include_background else values[1:]
+
+
+def _reduce_classes(
+    values: Tensor, overlap: _Overlap, empty: str, reduction: Reduction, weight: Tensor | None = None
+) -> Tensor:
+    """Reduce per-class values (N, C) or (C,): the (weighted) mean over counted values, their sum, or them.
+
+    With weights w_c and k = 1 for counted values: 'mean' = sum w_c k L / sum w_c k (0 if that is 0).
+    """
     counted = overlap.sum_g > 0 if empty == "skip" else torch.ones_like(values, dtype=torch.bool)
+    share = counted.to(values.dtype) if weight is None else counted * weight
     values = torch.where(counted, values, torch.zeros_like(values))
+    if weight is not None:
+        values = values * weight
     if reduction == "none":
         return values
-    return values.sum() if reduction == "sum" else safe_divide(values.sum(), counted.sum().to(values.dtype))
+    return values.sum() if reduction == "sum" else safe_divide(values.sum(), share.sum())
 
 
 def dice_score(o: _Overlap, smooth_nr: float, smooth_dr: float) -> Tensor:
@@ -151,8 +185,22 @@ class SegmentationParams(LossParams):
     reduction: Reduction = ReductionField
 
 
+def _class_weight_field(scored: str) -> FieldInfo:
+    return Field(
+        None,
+        description=f"Per-class weights of the {scored} (one per input channel; channel 0's is unused without "
+        "include_background): 'mean' becomes sum w_c L_c / sum w_c over counted values.",
+    )
+
+
 class _OverlapLoss(CatalogLoss):
     """Shared forward of the overlap losses: probabilities, overlap terms, per-class loss, reduction."""
+
+    tensor_format = TensorFormat.of("softmax_logits", *_DENSE_TARGETS)
+
+    @classmethod
+    def format_for(cls, params: SegmentationParams) -> TensorFormat:
+        return TensorFormat.of(_READS[params.activation], *_DENSE_TARGETS)
 
     def per_class(self, overlap: _Overlap) -> Tensor:
         raise NotImplementedError
@@ -162,6 +210,7 @@ class _OverlapLoss(CatalogLoss):
         probs, one_hot, _ = _probabilities_and_targets(
             input, target, p.activation, p.ignore_index, self.loss_name
         )
+        weight = class_weights(p.weight, input, p.include_background, self.loss_name)
         overlap = overlap_terms(
             probs,
             one_hot,
@@ -169,11 +218,15 @@ class _OverlapLoss(CatalogLoss):
             include_background=p.include_background,
             squared_pred=getattr(p, "squared_pred", False),
         )
-        return _reduce_classes(self.per_class(overlap), overlap, p.empty, p.reduction)
+        return _reduce_classes(self.per_class(overlap), overlap, p.empty, p.reduction, weight)
 
 
-class DiceParams(SegmentationParams):
+class _SquaredPredParams(SegmentationParams):
     squared_pred: bool = Field(False, description="Square p and g in the denominator (the V-Net variant).")
+
+
+class DiceParams(_SquaredPredParams):
+    weight: list[NonNegative] | None = _class_weight_field("Dice values")
 
 
 @register_loss(
@@ -187,7 +240,9 @@ class DiceParams(SegmentationParams):
 class DiceLoss(_OverlapLoss):
     """Soft Dice loss: 1 - (2 sum p g + s_nr) / (sum p + sum g + s_dr), per sample and class (or batch).
 
-    Optimises overlap directly, insensitive to the background's size. A perfect prediction gives 0.
+    Optimises overlap directly, insensitive to the background's size. A perfect prediction gives 0. With
+    per-class ``weight`` w_c, 'mean' is the weighted mean sum_c w_c L_c / sum_c w_c (over samples too when
+    ``batch`` is False), e.g. to favour a rare structure without changing the loss's scale.
     """
 
     Params = DiceParams
@@ -218,6 +273,7 @@ class JaccardLoss(_OverlapLoss):
 
 
 class TverskyParams(SegmentationParams):
+    weight: list[NonNegative] | None = _class_weight_field("Tversky values")
     fp_weight: float = Field(
         0.3, ge=0, description="Weight of false positives (alpha in Salehi et al., MONAI)."
     )
@@ -280,7 +336,8 @@ class FocalTverskyLoss(_OverlapLoss):
         return distance.clamp_min(torch.finfo(distance.dtype).tiny) ** p.gamma
 
 
-class DiceCEParams(DiceParams):
+class DiceCEParams(_SquaredPredParams):
+    dice_weight: list[NonNegative] | None = _class_weight_field("Dice term's values")
     lambda_dice: float = Field(1.0, ge=0, description="Weight of the Dice term.")
     lambda_ce: float = Field(1.0, ge=0, description="Weight of the cross-entropy term.")
     ce_weight: list[NonNegative] | None = Field(
@@ -316,16 +373,23 @@ class DiceCELoss(CatalogLoss):
 
     nnU-Net's default (1:1, batch Dice, background left out of Dice). ``include_background`` applies to the
     Dice term only; the CE term covers every channel (down-weight background with ``ce_weight``). The CE
-    term's 'mean' is over counted pixels (as ``cross_entropy`` divides, with ``ce_weight``).
+    term's 'mean' is over counted pixels (as ``cross_entropy`` divides, with ``ce_weight``). ``dice_weight``
+    makes the Dice term's 'mean' the weighted mean sum_c w_c L_c / sum_c w_c over its classes.
     """
 
     Params = DiceCEParams
+    tensor_format = TensorFormat.of("softmax_logits", *_DENSE_TARGETS)
+
+    @classmethod
+    def format_for(cls, params: DiceCEParams) -> TensorFormat:
+        return TensorFormat.of(_READS[params.activation], *_DENSE_TARGETS)
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params
         probs, one_hot, mask = _probabilities_and_targets(
             input, target, p.activation, p.ignore_index, "dice_ce"
         )
+        weight = class_weights(p.dice_weight, input, p.include_background, "dice_ce", "dice_weight")
         overlap = overlap_terms(
             probs,
             one_hot,
@@ -334,17 +398,13 @@ class DiceCELoss(CatalogLoss):
             squared_pred=p.squared_pred,
         )
         dice = _reduce_classes(
-            1.0 - dice_score(overlap, p.smooth_nr, p.smooth_dr), overlap, p.empty, p.reduction
+            1.0 - dice_score(overlap, p.smooth_nr, p.smooth_dr), overlap, p.empty, p.reduction, weight
         )
         return p.lambda_dice * dice + p.lambda_ce * self._ce_term(input, target, one_hot, mask)
 
     def _ce_term(self, input: Tensor, target: Tensor, one_hot: Tensor, mask: Tensor) -> Tensor:
         p = self.params
-        weight = (
-            None
-            if p.ce_weight is None
-            else torch.as_tensor(p.ce_weight, dtype=input.dtype, device=input.device)
-        )
+        weight = class_tensor(p.ce_weight, input)
         if p.activation == "softmax" and target.shape != input.shape:
             ignore = -100 if p.ignore_index is None else p.ignore_index
             return cross_entropy(input, target, weight, ignore, 0.0, p.reduction)
@@ -430,6 +490,14 @@ class LovaszLoss(CatalogLoss):
     """
 
     Params = LovaszParams
+    tensor_format = TensorFormat.of("softmax_logits", "class_indices")
+
+    @classmethod
+    def format_for(cls, params: LovaszParams) -> TensorFormat:
+        # The hinge reads one binary logit per pixel (its sign is the prediction), as sigmoid losses do.
+        return TensorFormat.of(
+            "softmax_logits" if params.variant == "softmax" else "sigmoid_logits", "class_indices"
+        )
 
     def compute(self, input: Tensor, target: Tensor) -> Tensor:
         p = self.params

@@ -77,6 +77,10 @@ class Adapter:
 def adapter_for(head: Head, spec: LossSpec) -> Adapter:
     """The output layout a trial model needs to train ``head`` with the loss ``spec``."""
     loss, params = spec.loss, spec.params
+    if loss == "compound":  # its terms read one output the same way (validated): a term's layout is its own
+        terms = params["terms"]
+        term = next((t for t in terms if t["loss"] in _SIGMOID_LOSSES), terms[0])
+        return adapter_for(head, LossSpec(loss=term["loss"], params=term["params"]))
     classes = head.num_classes or 2
     if head.type == "segmentation":
         single = classes == 2 and (
