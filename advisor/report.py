@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from advisor._text import shorten
+from advisor.explain import head_decimals
 from advisor.heads import chance_level
 from advisor.recommendation import HeadResult, RankedCandidate, Recommendation, key_params
 
@@ -240,7 +241,7 @@ def _charts(head: HeadResult, chance: float | None) -> tuple[str, str] | None:
                             ha="right", va="center", fontsize=8, color="#b00020")  # fmt: skip
         if chance is not None:
             ax.axvline(chance, color="#b00020", ls="--", lw=1.0, zorder=1)
-            ax.annotate(f"chance {chance:.3g}", (chance, 1.0), xycoords=("data", "axes fraction"),
+            ax.annotate(f" chance {chance:.3g}", (chance, 0.0), xycoords=("data", "axes fraction"),
                         ha="left", va="bottom", fontsize=8, color="#b00020")  # fmt: skip
         ax.set_yticks(range(len(rows)), labels=[_chart_label(c) for c in rows])
         ax.set_ylim(len(rows) - 0.5, -0.5)
@@ -337,19 +338,19 @@ def _task_section(rec: Recommendation) -> str:
     )
 
 
-def _metric_cell(candidate: RankedCandidate) -> str:
+def _metric_cell(candidate: RankedCandidate, digits: int) -> str:
     e = candidate.evidence
     if e is None:
         return '<td class="num muted">rules only</td>'
     if e.mean is None:
         return '<td class="num key">diverged</td>'
-    spread = f" ± {_num(e.std, 2)}" if e.std is not None else ""
-    ci = f"95% CI {_num(e.ci_low)} to {_num(e.ci_high)}" if e.ci_low is not None else ""
+    spread = f" ± {e.std:.{digits}f}" if e.std is not None else ""
+    ci = f"95% CI {e.ci_low:.{digits}f} to {e.ci_high:.{digits}f}" if e.ci_low is not None else ""
     repeats = f"{e.repeats} repeats" + (f", {e.diverged_repeats} diverged" if e.diverged_repeats else "")
     if e.dropped_after:
         repeats += f", raced out after {e.dropped_after}"
     detail = ", ".join(part for part in (repeats, ci) if part)
-    return f'<td class="num key">{_t(_num(e.mean) + spread)}<br><span class="muted small">{_t(detail)}</span></td>'
+    return f'<td class="num key">{_t(f"{e.mean:.{digits}f}" + spread)}<br><span class="muted small">{_t(detail)}</span></td>'
 
 
 def _loss_cell(candidate: RankedCandidate) -> str:
@@ -369,6 +370,7 @@ def _anchor(*parts: str) -> str:
 
 
 def _ranking_table(head: HeadResult, index: int) -> str:
+    digits = head_decimals(head.candidates)
     rows = []
     for c in head.candidates:
         tied = c.tie_group == 1 and c.evidence is not None
@@ -383,7 +385,7 @@ def _ranking_table(head: HeadResult, index: int) -> str:
         rows.append(
             f'<tr class="cand {css}" data-rank="{c.rank}">'
             f'<td class="num key">{c.rank}</td>{_loss_cell(c)}'
-            f"<td>{shown_params}</td>{_metric_cell(c)}"
+            f"<td>{shown_params}</td>{_metric_cell(c, digits)}"
             f'<td class="num">{c.tie_group}</td><td class="num">{c.prior:.2f}</td>'
             f'<td title="{_a(c.rationale)}">{_t(c.title)} <a class="small" href="{_a(rule)}">why</a></td></tr>'
         )

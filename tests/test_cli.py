@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -198,3 +200,34 @@ def test_version_and_short_help():
     assert result.returncode == 0 and result.stdout.strip() == f"advisor-cli {version}"
     short = _run("recommend", "-h")
     assert short.returncode == 0 and "--target" in short.stdout
+
+
+def test_decimals_show_the_smallest_spread_with_two_significant_digits():
+    from advisor.explain import decimals
+
+    assert decimals([0.0647, 0.00298], [0.37, 0.35]) == 4  # 0.0030 keeps two digits
+    assert decimals([310.0], [12345.0]) == 0
+    assert decimals([None, 0.0], [0.5]) == 4  # nothing spreads: 4 significant digits of the mean
+    assert decimals([], []) == 4
+
+
+def test_the_ranking_fits_80_columns_and_opens_with_the_verdict():
+    env = {**os.environ, "COLUMNS": "80"}
+    done = subprocess.run(
+        [sys.executable, "-m", "advisor", "recommend", "client_examples/data/churn.csv", "--target", "churned",
+         "--repeats", "2", "--epochs", "3"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    hand_off = [line for line in lines if line.startswith(("Train with:", "Predict with:"))]
+    assert hand_off and all(len(line) <= 80 for line in lines if line not in hand_off)  # hand-offs soft-wrap
+    title = next(i for i, line in enumerate(lines) if line.startswith("Head 'churned'"))
+    header = next(i for i, line in enumerate(lines) if line.lstrip().startswith("# loss"))
+    verdict = " ".join(lines[title + 1 : header])
+    assert ("tie" in verdict or "beats" in verdict or "is best" in verdict) and "default bce" in verdict
+    assert "bce pos_weight=7.4" in done.stdout  # the parameter that tells the two bce rows apart
+    assert "tie: candidates with the same number" in done.stdout  # the legend
+    rows = [line for line in lines[header:] if re.match(r"^\s+\d+ ", line)]
+    assert len(rows) >= 5 and all(re.search(r"\d\.\d{3,} \(", row) for row in rows if "diverged" not in row)
+    assert len(lines) < 60  # one line per candidate plus its reason, not 75 wrapped lines for 9 rows

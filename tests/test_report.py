@@ -14,6 +14,7 @@ import pytest
 
 import advisor
 from advisor.core import recommend
+from advisor.explain import head_decimals
 from advisor.heads import chance_level
 from advisor.recommendation import Recommendation, key_params
 from advisor.report import _band, _python_literal, render_report, write_report
@@ -126,7 +127,8 @@ def test_every_candidate_has_its_table_row_and_the_winner_spec_is_there(churn):
     for (_, row), candidate in zip(rows, head.candidates, strict=True):
         cell_text = html.unescape(re.sub(r"<[^>]+>", " ", row))
         assert candidate.spec.loss in cell_text
-        assert f"{candidate.evidence.mean:.4g}" in cell_text  # metric mean
+        digits = head_decimals(head.candidates)  # one number of digits for the whole table
+        assert f"{candidate.evidence.mean:.{digits}f} ± {candidate.evidence.std:.{digits}f}" in cell_text
         assert f"{candidate.prior:.2f}" in cell_text
         assert candidate.title in cell_text
         if candidate.post_hoc:
