@@ -6,6 +6,7 @@ Example::
     with AdvisorClient("127.0.0.1:50051") as client:
         result = client.recommend({"heads": [{"type": "binary", "class_histogram": [900, 100]}]})
         result.best().spec
+        client.recommend("data.csv", target="y")  # or an Arrow IPC / Feather file, or a DataFrame
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from grpc_status import rpc_status
 
 from advisor.errors import AdvisorError, FieldViolation
 from advisor.recommendation import Recommendation
-from advisor.service.convert import recommendation_from_proto, task_to_proto
+from advisor.service.convert import (
+    DATASET_LIMIT_BYTES,
+    duration,
+    enum_number,
+    recommendation_from_proto,
+    task_to_proto,
+)
 from advisor.spec import LossSpec
 from advisor.task import parse_task
 from lossadvisor.v1 import advisor_pb2 as pb
@@ -38,6 +45,38 @@ SERVICE_CONFIG = json.dumps({
         },
     }]
 })  # fmt: skip
+
+
+# File suffixes sent as Arrow IPC (arrow_ipc); any other file goes as CSV text unless it starts with ARROW1.
+ARROW_SUFFIXES = (".arrow", ".arrows", ".feather", ".ipc")
+ARROW_MAGIC = b"ARROW1"
+# Formats the service does not read, by suffix and by leading bytes, with what to do instead.
+_REFUSED_SUFFIXES = {
+    ".parquet": "a Parquet file: read it with pandas.read_parquet and pass the DataFrame",
+    ".pq": "a Parquet file: read it with pandas.read_parquet and pass the DataFrame",
+    ".xlsx": "an Excel workbook: read it with pandas.read_excel and pass the DataFrame",
+    ".xls": "an Excel workbook: read it with pandas.read_excel and pass the DataFrame",
+    ".json": "JSON: read it with pandas.read_json and pass the DataFrame (or pass a task description dict)",
+    ".gz": "compressed: decompress it first (the service reads plain CSV bytes)",
+    ".bz2": "compressed: decompress it first (the service reads plain CSV bytes)",
+    ".xz": "compressed: decompress it first (the service reads plain CSV bytes)",
+    ".zst": "compressed: decompress it first (the service reads plain CSV bytes)",
+    ".zip": "a zip archive: extract the CSV first",
+}
+_REFUSED_MAGIC = (
+    (b"PAR1", "a Parquet file: read it with pandas.read_parquet and pass the DataFrame"),
+    (b"PK\x03\x04", "a zip archive or an Excel workbook: extract the CSV, or read it with pandas.read_excel and "
+     "pass the DataFrame"),
+    (b"\x1f\x8b", "gzip-compressed: decompress it first (the service reads plain CSV bytes)"),
+)  # fmt: skip
+_ALLOWED = (
+    "a CSV file (any other suffix is read as CSV text), an Arrow IPC or Feather v2 file "
+    f"({', '.join(ARROW_SUFFIXES)}), a pandas DataFrame, or a task description"
+)
+
+
+class DataError(AdvisorError):
+    """Data the client cannot send: a missing file, a format the service does not read, too many bytes."""
 
 
 class ServiceError(AdvisorError):
@@ -64,12 +103,61 @@ def _service_error(error: grpc.RpcError) -> ServiceError:
     return ServiceError(error.code(), violations)
 
 
+def _check_size(size: int, what: str, limit: int | None) -> None:
+    if limit is not None and size > limit:
+        raise DataError(
+            FieldViolation(
+                "data",
+                f"{what} is {size / 2**20:.1f} MiB ({size:,} bytes); a request carries at most {limit:,} bytes "
+                f"({limit / 2**20:g} MiB, the server's --dataset-limit-mb): sample rows, or run advisor.recommend "
+                "in-process",
+            )
+        )
+
+
+def _file_content(path: Path, limit: int | None) -> tuple[str, bytes]:
+    """``("csv" | "arrow_ipc", bytes)`` of a data file; :class:`DataError` naming ``data`` when it cannot go."""
+    if not path.is_file():
+        raise DataError(FieldViolation("data", f"no such file: {path}" if not path.exists() else
+                                       f"{path} is not a file; {_ALLOWED}"))  # fmt: skip
+    suffix = path.suffix.lower()
+    if suffix in _REFUSED_SUFFIXES:
+        raise DataError(FieldViolation("data", f"{path.name} is {_REFUSED_SUFFIXES[suffix]}; the service takes "
+                                       f"{_ALLOWED}"))  # fmt: skip
+    _check_size(path.stat().st_size, path.name, limit)
+    content = path.read_bytes()
+    if suffix in ARROW_SUFFIXES or content.startswith(ARROW_MAGIC):
+        return "arrow_ipc", content
+    for magic, kind in _REFUSED_MAGIC:
+        if content.startswith(magic):
+            raise DataError(FieldViolation("data", f"{path.name} is {kind}; the service takes {_ALLOWED}"))
+    return "csv", content
+
+
+def _options(options: dict[str, Any]) -> pb.Options:
+    """Options as ``recommend()`` takes them; the Duration and enum fields are filled beside the deprecated
+    seconds and strings, so older servers (which know only those) and newer ones read the same request."""
+    message = json_format.ParseDict(options, pb.Options())
+    if message.HasField("budget_s") and (budget := duration(message.budget_s)) is not None:
+        message.budget.CopyFrom(budget)
+    message.eval_metric = enum_number(pb.Metric, message.metric)
+    return message
+
+
 def build_request(
-    data_or_task: Any, *, target: str | list[str] | None = None, task: str | None = None, **options: Any
-) -> pb.RecommendRequest:
-    """A RecommendRequest from a task description (dict, JSON, TaskDescription), a CSV file path or a pandas
-    DataFrame (sent as CSV bytes, which the service reads with the same reader as files)."""
-    request = pb.RecommendRequest(options=json_format.ParseDict(options, pb.Options()))
+    data_or_task: Any, *, target: str | list[str] | None = None, task: str | None = None,
+    dataset_limit_bytes: int | None = DATASET_LIMIT_BYTES, **options: Any,
+) -> pb.RecommendRequest:  # fmt: skip
+    """A RecommendRequest from a task description (dict, JSON, TaskDescription), a data file path (``str`` or
+    ``pathlib.Path``: CSV, or Arrow IPC / Feather v2 by suffix ``.arrow``, ``.feather``, ``.ipc`` or by the
+    ``ARROW1`` magic bytes) or a pandas DataFrame (sent as CSV bytes, which the service reads with the same
+    reader as files).
+
+    Raises :class:`DataError` (a ``ValueError``) naming ``data`` for a missing file, a format the service does
+    not read (Parquet, Excel, compressed files), or more than ``dataset_limit_bytes`` (the server's default;
+    None: no check here, the server still checks).
+    """
+    request = pb.RecommendRequest(options=_options(options))
     is_text = isinstance(data_or_task, str)
     if (
         isinstance(data_or_task, Mapping)
@@ -80,20 +168,17 @@ def build_request(
         return request
     targets = [target] if isinstance(target, str) else list(target or [])
     if hasattr(data_or_task, "to_csv"):  # a DataFrame: no pandas import here for the other inputs
-        content = data_or_task.to_csv(index=False).encode("utf-8")
-        request.dataset.CopyFrom(pb.Dataset(csv=content, target_columns=targets, task_type=task or ""))
-        return request
-    if not isinstance(data_or_task, str | Path):
-        raise AdvisorError(
-            FieldViolation(
-                "data",
-                f"got {type(data_or_task).__name__}; a task description, a CSV path or a pandas DataFrame",
-            )
-        )
-    path = Path(data_or_task)
-    if not path.is_file():
-        raise AdvisorError(FieldViolation("data", f"no such file: {path}"))
-    request.dataset.CopyFrom(pb.Dataset(csv=path.read_bytes(), target_columns=targets, task_type=task or ""))
+        kind, content = "csv", data_or_task.to_csv(index=False).encode("utf-8")
+        _check_size(len(content), "the DataFrame as CSV", dataset_limit_bytes)
+    elif isinstance(data_or_task, str | Path):
+        kind, content = _file_content(Path(data_or_task), dataset_limit_bytes)
+    else:
+        raise DataError(FieldViolation("data", f"got {type(data_or_task).__name__}; {_ALLOWED}"))
+    dataset = pb.Dataset(
+        target_columns=targets, task_type=task or "", head_type=enum_number(pb.HeadType, task)
+    )
+    setattr(dataset, kind, content)
+    request.dataset.CopyFrom(dataset)
     return request
 
 
@@ -102,7 +187,7 @@ class AdvisorClient:
 
     def __init__(
         self, target: str, *, token: str | None = None, root_certificates: bytes | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None, dataset_limit_bytes: int | None = DATASET_LIMIT_BYTES,
     ) -> None:  # fmt: skip
         options = [("grpc.max_receive_message_length", 16 * 1024 * 1024),
                    ("grpc.max_send_message_length", 16 * 1024 * 1024),
@@ -115,6 +200,8 @@ class AdvisorClient:
         self.stub = advisor_pb2_grpc.LossAdvisorStub(self.channel)
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout = timeout
+        # Refuse a larger dataset before sending it (the server's default limit; None leaves it to the server).
+        self.dataset_limit_bytes = dataset_limit_bytes
 
     def __enter__(self) -> AdvisorClient:
         return self
@@ -132,15 +219,16 @@ class AdvisorClient:
             raise _service_error(error) from None
 
     def recommend(self, data_or_task: Any, **options: Any) -> Recommendation:
-        """As :func:`advisor.recommend`, served remotely (task descriptions or CSV files)."""
-        request = build_request(data_or_task, **options)
+        """As :func:`advisor.recommend`, served remotely: a task description, a CSV or Arrow IPC / Feather file
+        path (``str`` or ``pathlib.Path``) or a DataFrame (see :func:`build_request`)."""
+        request = build_request(data_or_task, dataset_limit_bytes=self.dataset_limit_bytes, **options)
         return recommendation_from_proto(self._call(self.stub.Recommend, request))
 
     def recommend_stream(
         self, data_or_task: Any, *, on_progress: Callable[[pb.Progress], None] | None = None, **options: Any
     ) -> Recommendation:
         """As :meth:`recommend`, calling ``on_progress`` for every progress event."""
-        request = build_request(data_or_task, **options)
+        request = build_request(data_or_task, dataset_limit_bytes=self.dataset_limit_bytes, **options)
         try:
             events: Iterator[pb.RecommendEvent] = self.stub.RecommendStream(
                 request, timeout=self.timeout, metadata=self.metadata

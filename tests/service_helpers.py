@@ -93,3 +93,16 @@ def busiest_child(pid: int, seconds: float = 1.5) -> int:
         with contextlib.suppress(OSError):
             used[child] = _cpu_ticks(child) - ticks
     return max(used, key=used.get)
+
+
+def reflect(channel: grpc.Channel, service: str, requests: list, metadata=None, timeout: float = 10) -> list:
+    """Ask a server reflection service (``grpc.reflection.v1`` or ``v1alpha``: the messages are the same on
+    the wire, so the v1alpha classes build both) and return its answers."""
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    call = channel.stream_stream(
+        f"/{service}/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    return list(call(iter(requests), timeout=timeout, metadata=metadata))

@@ -19,7 +19,7 @@ import advisor
 from advisor.client import AdvisorClient, ServiceError
 from advisor.service.convert import recommendation_from_proto
 from lossadvisor.v1 import advisor_pb2 as pb
-from tests.service_helpers import ServerProcess, busiest_child, details, wait_until
+from tests.service_helpers import ServerProcess, busiest_child, details, reflect, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = pb.TaskDescription(heads=[pb.Head(type="multiclass", class_histogram=[500, 150, 40])], n_features=8)
@@ -264,6 +264,15 @@ def test_bearer_token_auth_on_and_off():
         assert server.stub.ListLosses(pb.ListLossesRequest(), timeout=10, metadata=good).losses
         health = health_pb2_grpc.HealthStub(server.channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
         assert health.status == health_pb2.HealthCheckResponse.SERVING  # health checks need no token
+        from grpc_reflection.v1alpha import reflection_pb2
+
+        listing = [reflection_pb2.ServerReflectionRequest(list_services="")]
+        for service in ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"):
+            # Reflection v1 is guarded like v1alpha.
+            code, _ = _error(reflect, server.channel, service, listing)
+            assert code == grpc.StatusCode.UNAUTHENTICATED, service
+            answer = reflect(server.channel, service, listing, metadata=good)[0]
+            assert "lossadvisor.v1.LossAdvisor" in {s.name for s in answer.list_services_response.service}
         with AdvisorClient(server.address, token="s3cret") as client:
             assert client.validate_spec({"loss": "mse"}).loss == "mse"
         with AdvisorClient(server.address) as client, pytest.raises(ServiceError) as caught:
@@ -316,6 +325,11 @@ def test_an_independent_node_client_written_against_the_proto(server):
     final = lines[-1]["result"]
     assert final["head"] == "label" and final["loss"] == final["spec"]["loss"]
     advisor.build_loss(final["spec"])
+    # It sent head_type and budget (enum and Duration) alone and read eval_metric, trial_duration and verdict.
+    from advisor.heads import METRICS_BY_HEAD
+
+    assert final["head_type"] == "HEAD_TYPE_MULTICLASS" and final["metric"] in METRICS_BY_HEAD["multiclass"]
+    assert final["trial_s"] > 0 and final["verdict"]
 
 
 def test_cli_recommend_through_the_server_prints_the_same_result(server):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import queue as queues
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf import json_format, struct_pb2
 from google.protobuf.message import DecodeError
 
 from advisor.core import (
@@ -37,7 +35,12 @@ from advisor.recommendation import Recommendation
 from advisor.rules.loader import RuleLoadError
 from advisor.service import status, worker
 from advisor.service.convert import (
+    DATASET_LIMIT_BYTES,
+    dataset_head_type,
+    loss_entry_to_proto,
+    option_field,
     options_from_proto,
+    progress_to_proto,
     response_to_proto,
     stated_traits,
     task_from_proto,
@@ -70,7 +73,7 @@ _REASONS = {
 class Limits:
     """Request limits the servicer enforces (documented in the README and the .proto)."""
 
-    dataset_bytes: int = 8 * 1024 * 1024
+    dataset_bytes: int = DATASET_LIMIT_BYTES
     admission: int = 1
     rules_admission: int = 4  # large rules-only calls at once, each on a thread off the event loop
 
@@ -120,26 +123,11 @@ class LossAdvisorServicer:
             if isinstance(event, Recommendation):
                 yield pb.RecommendEvent(result=await _to_proto(event))
             else:
-                yield pb.RecommendEvent(progress=json_format.ParseDict(event, pb.Progress()))
+                yield pb.RecommendEvent(progress=progress_to_proto(event))
 
     async def ListLosses(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.ListLossesResponse:
         await self._parse(raw, pb.ListLossesRequest, context)
-        response = pb.ListLossesResponse()
-        for info in catalog():
-            schema = struct_pb2.Struct()
-            schema.update(json.loads(json.dumps(info.params_schema())))
-            response.losses.append(
-                pb.LossEntry(
-                    name=info.name,
-                    summary=info.summary,
-                    heads=list(info.heads),
-                    input=info.input,
-                    target=info.target,
-                    reference=info.reference,
-                    params_schema=schema,
-                )
-            )
-        return response
+        return pb.ListLossesResponse(losses=[loss_entry_to_proto(info) for info in catalog()])
 
     async def ValidateSpec(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.ValidateSpecResponse:
         request = await self._parse(raw, pb.ValidateSpecRequest, context)
@@ -179,8 +167,14 @@ class LossAdvisorServicer:
                 "DRAINING", retry_after_s=RETRY_AFTER_S,
             )  # fmt: skip
         request = await self._parse(raw, pb.RecommendRequest, context)
-        options = options_from_proto(request.options)
+        try:
+            options = options_from_proto(request.options)
+        except AdvisorError as exc:
+            await status.invalid(context, exc.violations, "INVALID_OPTIONS")
         payload: dict[str, Any] = {"options": options, "trials": options.get("trials", True)}
+        # The request fields that set the options, for errors that name recommend()'s (budget_s: options.budget).
+        aliases = {f"options.{name}": f"options.{option_field(request.options, name)}" for name in options}
+        payload["aliases"] = aliases
         try:
             check_options(
                 options.get("budget_s", DEFAULT_BUDGET_S), options.get("repeats"),
@@ -189,8 +183,10 @@ class LossAdvisorServicer:
             )  # fmt: skip
             check_training(options.get("training"))
         except AdvisorError as exc:
-            await status.invalid(context, [FieldViolation(f"options.{v.field}", v.description) for v in exc.violations],
-                                 "INVALID_OPTIONS")  # fmt: skip
+            fields = [f"options.{v.field}" for v in exc.violations]
+            violations = [FieldViolation(aliases.get(field, field), v.description)
+                          for field, v in zip(fields, exc.violations, strict=True)]  # fmt: skip
+            await status.invalid(context, violations, "INVALID_OPTIONS")
         if request.HasField("dataset"):
             payload["dataset"] = await self._dataset(request.dataset, context)
             traits = stated_traits(request.task)
@@ -223,9 +219,13 @@ class LossAdvisorServicer:
                 f"{len(content):,} bytes; at most {self.limits.dataset_bytes:,} are accepted",
             )
             await status.invalid(context, [violation], "DATASET_TOO_LARGE")
+        try:
+            task_type = dataset_head_type(dataset)
+        except AdvisorError as exc:
+            await status.invalid(context, exc.violations, "INVALID_DATASET")
         targets = list(dataset.target_columns)
         return {kind: content, "target": targets[0] if len(targets) == 1 else targets,
-                "task_type": dataset.task_type}  # fmt: skip
+                "task_type": task_type}  # fmt: skip
 
     def _kill(self, pool: Executor) -> None:
         """Kill the pool's worker processes (a stuck call) and start a fresh pool."""
@@ -264,7 +264,8 @@ class LossAdvisorServicer:
         except RuleLoadError as exc:
             await _rules_broken(context, exc.violations)
         except AdvisorError as exc:
-            await status.invalid(context, exc.violations, "INVALID_ARGUMENT")
+            violations = [FieldViolation(*v) for v in worker.request_violations(exc, payload)]
+            await status.invalid(context, violations, _REASONS.get(type(exc).__name__, "INVALID_ARGUMENT"))
 
     async def _shed(self, context: grpc.aio.ServicerContext, what: str) -> None:
         """Refuse a call while ``what`` are busy: RESOURCE_EXHAUSTED with RetryInfo and a retry pushback."""

@@ -77,12 +77,19 @@ def run(payload: dict[str, Any], cancel: Any, progress: Any) -> dict[str, Any]:
         )
         return {"result": result.model_dump_json()}
     except AdvisorError as exc:
-        kind = type(exc).__name__
-        prefix, dataset = _FIELD_PREFIX.get(kind, ""), payload.get("dataset") or {}
-        return {
-            "kind": kind,
-            "violations": [(_field(prefix, v.field, dataset), v.description) for v in exc.violations],
-        }
+        return {"kind": type(exc).__name__, "violations": request_violations(exc, payload)}
+
+
+def request_violations(exc: AdvisorError, payload: dict[str, Any]) -> list[tuple[str, str]]:
+    """A core error's violations as ``(request field, description)``: ``budget_s`` becomes ``options.budget``
+    when the request set the Duration (``payload["aliases"]``), and so on."""
+    prefix, dataset = _FIELD_PREFIX.get(type(exc).__name__, ""), payload.get("dataset") or {}
+    aliases = payload.get("aliases", {})
+    found = []
+    for violation in exc.violations:
+        field = _field(prefix, violation.field, dataset)
+        found.append((aliases.get(field, field), violation.description))
+    return found
 
 
 # Core errors name fields of recommend(); over gRPC they live under these request fields.

@@ -1,5 +1,7 @@
 // A Node client of the Loss Advisor gRPC service, written against protos/lossadvisor/v1/advisor.proto alone:
 // it lists the losses, validates a spec, then streams a recommendation for a task description.
+// It uses the current fields (enums such as head_type and eval_metric, google.protobuf.Duration for times);
+// the deprecated string and seconds fields beside them (type, metric, budget_s, ...) still work too.
 //
 // Usage: node recommend.js HOST:PORT [TOKEN]
 // Prints one JSON object per line: {"losses": N}, {"validate": ...}, {"progress": ...} and {"result": ...}.
@@ -16,6 +18,7 @@ const definition = protoLoader.loadSync("lossadvisor/v1/advisor.proto", {
   longs: Number,
   defaults: false,
   oneofs: true,
+  enums: String, // enum values by name, e.g. "HEAD_TYPE_MULTICLASS"
 });
 const { LossAdvisor } = grpc.loadPackageDefinition(definition).lossadvisor.v1;
 
@@ -42,8 +45,11 @@ function main() {
       if (error2) return fail(error2);
       console.log(JSON.stringify({ validate: { valid: checked.valid, spec: JSON.parse(checked.normalized_spec_json) } }));
       const request = {
-        task: { heads: [{ name: "label", type: "multiclass", class_histogram: [800, 150, 50] }], n_features: 8 },
-        options: { epochs: 3, repeats: 2, max_rows: 600, budget_s: 30 },
+        task: {
+          heads: [{ name: "label", head_type: "HEAD_TYPE_MULTICLASS", class_histogram: [800, 150, 50] }],
+          n_features: 8,
+        },
+        options: { epochs: 3, repeats: 2, max_rows: 600, budget: { seconds: 30 } },
       };
       const stream = client.RecommendStream(request, metadata, { deadline: deadline() });
       stream.on("data", (event) => {
@@ -52,9 +58,13 @@ function main() {
         } else {
           const head = event.result.heads[0];
           const top = head.candidates[0];
+          // Read the enum, falling back to the deprecated string (a server older than the enum fields).
+          const metric = head.eval_metric ? head.eval_metric.replace(/^METRIC_/, "").toLowerCase() : head.metric;
+          const trial = head.trial_duration || { seconds: 0, nanos: 0 };
           console.log(JSON.stringify({
-            result: { head: head.head, metric: head.metric, loss: top.spec.fields.loss.stringValue,
-                      spec: JSON.parse(top.spec_json), mean: top.evidence.mean, tie_group: top.tie_group },
+            result: { head: head.head, head_type: head.head_type, metric, loss: top.spec.fields.loss.stringValue,
+                      spec: JSON.parse(top.spec_json), mean: top.evidence.mean, tie_group: top.tie_group,
+                      verdict: head.verdict, trial_s: Number(trial.seconds || 0) + (trial.nanos || 0) / 1e9 },
           }));
         }
       });
