@@ -1,31 +1,54 @@
 """``advisor-cli``: the command-line face. It only converts arguments and output; the work is in the core API.
 
-Exit codes: 0 success, 2 usage or input error (one line naming the problem), 1 internal error.
+Exit codes: 0 success, 2 usage or input error or a missing extra (one line naming the problem), 1 internal
+error.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+# Only light modules at import time, so `--help`, `--version` and `losses` never load torch, grpc, pandas or
+# matplotlib; each command imports what it needs.
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
-from advisor._text import shorten
+from advisor._extras import MissingExtraError, extra_of, requires_extra
 from advisor.errors import AdvisorError, FieldViolation, SpecError
-from advisor.losses import catalog, get_loss_info, normalize_spec, spec_json_schema
-from advisor.report import key_params
-from advisor.rules.loader import RuleLoadError
 from advisor.trials.protocols import DEFAULT_BUDGET_S, DEFAULT_EPOCHS
 
+
+class _Group(TyperGroup):
+    """A command group whose help shows no type on flags (typer prints ``<bool>`` beside every flag)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _untyped_flags(super().get_params(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _untyped_flags(command.get_params(ctx))
+        return command
+
+
+def _untyped_flags(params: list[Any]) -> list[Any]:
+    for param in params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""  # a flag takes no value; an empty metavar leaves the type column blank
+    return params
+
+
 app = typer.Typer(
+    cls=_Group,
     help="Loss Advisor: which loss should this model train with, configured how, and why.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -52,10 +75,12 @@ def _root(
     """Loss Advisor: which loss should this model train with, configured how, and why."""
 
 
-spec_app = typer.Typer(help="Check loss specs and export their JSON Schema.", no_args_is_help=True)
+spec_app = typer.Typer(
+    cls=_Group, help="Check loss specs and export their JSON Schema.", no_args_is_help=True
+)
 app.add_typer(spec_app, name="spec")
 rules_app = typer.Typer(
-    help="Validate, test and list the rules that propose candidate losses.", no_args_is_help=True
+    cls=_Group, help="Validate, test and list the rules that propose candidate losses.", no_args_is_help=True
 )
 app.add_typer(rules_app, name="rules")
 console = Console()
@@ -98,8 +123,32 @@ def _params_table(schema: dict[str, Any]) -> Table:
     table = Table("parameter", "type", "default", "allowed", "meaning", show_lines=False)
     for name, prop in schema.get("properties", {}).items():
         default = json.dumps(prop["default"]) if "default" in prop else "(required)"
-        table.add_row(name, _type_name(prop), default, _constraint(prop), Text(prop.get("description", "")))
+        meaning = Text(_plain(prop.get("description", "")))
+        table.add_row(name, _type_name(prop), default, _constraint(prop), meaning)
     return table
+
+
+_RST_MARKUP = re.compile(r"(?::[a-z]+:)?``?([^`]+)``?_?")  # ``literal``, `reference`_, :role:`target`
+
+
+def _plain(text: str) -> str:
+    """Docstring text for a terminal: reStructuredText literals and roles shown as their bare text."""
+    return _RST_MARKUP.sub(r"\1", text)
+
+
+def _catalog_entries(name: str | None) -> list[dict[str, Any]]:
+    """Catalog entries as ``LossInfo.as_dict()`` plus ``description``: from the stored catalog without
+    importing torch, or from the registry when third-party losses are installed or the name is unknown
+    (its error names the closest losses)."""
+    from advisor._catalog_json import entry, read
+
+    stored = read()
+    found = [e for e in stored or () if name is None or e["name"] == name]
+    if found:
+        return found
+    from advisor.losses import catalog, get_loss_info
+
+    return [entry(info) for info in ([get_loss_info(name)] if name else catalog())]
 
 
 @app.command()
@@ -112,24 +161,24 @@ def losses(
     ] = False,
 ) -> None:
     """List the loss catalog, or show one entry."""
-    entries = [get_loss_info(name)] if name else catalog()
+    entries = _catalog_entries(name)
     if as_json:
-        payload: Any = entries[0].as_dict() if name else [entry.as_dict() for entry in entries]
-        typer.echo(json.dumps(payload, indent=2))
+        listed = [{k: v for k, v in e.items() if k != "description"} for e in entries]
+        typer.echo(json.dumps(listed[0] if name else listed, indent=2))
         return
     if name:
         info = entries[0]
-        console.rule(f"[bold]{info.name}")
-        paragraphs = info.description.split("\n\n")
+        console.rule(f"[bold]{info['name']}")
+        paragraphs = _plain(info["description"]).split("\n\n")
         console.print(Text("\n\n".join(" ".join(part.split()) for part in paragraphs)))
-        console.print(f"\n[bold]heads[/]: {', '.join(info.heads)}")
-        for label, value in (("input", info.input), ("target", info.target), ("reference", info.reference)):
-            console.print(Text.assemble((f"{label}: ", "bold"), value))
-        console.print(_params_table(info.params_schema()))
+        console.print(Text.assemble("\n", ("heads", "bold"), ": ", ", ".join(info["heads"])))
+        for label in ("input", "target", "reference"):
+            console.print(Text.assemble((f"{label}: ", "bold"), _plain(info[label])))
+        console.print(_params_table(info["params_schema"]))
         return
     table = Table("loss", "heads", "summary", title=f"Loss catalog ({len(entries)} losses)")
     for info in entries:
-        table.add_row(info.name, ", ".join(info.heads), Text(info.summary))
+        table.add_row(info["name"], ", ".join(info["heads"]), Text(_plain(info["summary"])))
     console.print(table)
 
 
@@ -138,6 +187,8 @@ def spec_check(
     path: Annotated[str, typer.Argument(help="A JSON spec file, or - for standard input.")],
 ) -> None:
     """Validate a loss spec and print it with every default filled in (the form build_loss uses)."""
+    from advisor.losses import normalize_spec
+
     text = sys.stdin.read() if path == "-" else _read_text(path)
     typer.echo(normalize_spec(text).to_json(indent=2))
 
@@ -145,6 +196,8 @@ def spec_check(
 @spec_app.command("schema")
 def spec_schema() -> None:
     """Print the JSON Schema of a loss spec (one alternative per registered loss)."""
+    from advisor.losses import spec_json_schema
+
     typer.echo(json.dumps(spec_json_schema(), indent=2))
 
 
@@ -234,6 +287,7 @@ def candidates_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The configured candidate losses the rules propose for a task description (no trials)."""
+    from advisor.recommendation import key_params
     from advisor.rules import candidates
 
     found = candidates(sys.stdin.read() if task_json == "-" else _read_text(task_json), rule_dirs=rules)
@@ -266,20 +320,12 @@ def profile_command(
     if as_json:
         typer.echo(description.model_dump_json(indent=2, exclude_none=True))
         return
-    console.print(_task_table(description, f"Task profiled from {data.name}"))
+    from advisor.display import task_table
+
+    console.print(task_table(description, f"Task profiled from {data.name}"))
     console.print(Text(f"rows: {description.n_samples}, features: {description.n_features}"))
     for note in description.notes:
         console.print(Text(f"- {note}"))
-
-
-def _task_table(description: Any, title: str) -> Table:
-    table = Table("head", "type", "metric", "statistics", title=title)
-    for head in description.heads:
-        stats = head.model_dump(
-            exclude={"name", "type", "metric", "class_labels"}, exclude_none=True, exclude_defaults=True
-        )
-        table.add_row(head.name, head.type, head.metric or "", Text(json.dumps(stats)))
-    return table
 
 
 @app.command("describe")
@@ -295,33 +341,46 @@ def describe_command(
     if as_json:
         typer.echo(description.model_dump_json(indent=2, exclude_none=True))
         return
-    console.print(_task_table(description, "Task description"))
+    from advisor.display import task_table
+
+    console.print(task_table(description, "Task description"))
     for head in description.heads:
         facts = facts_for(description, head).model_dump(exclude_none=True)
         console.print(Text(f"facts of '{head.name}': " + ", ".join(f"{k}={v}" for k, v in facts.items())))
 
 
-def _reason(rationale: str) -> str:
-    return shorten(rationale.split(". ")[0].rstrip("."), 90)
+@app.command("doctor")
+def doctor_command(
+    paths: Annotated[list[Path], typer.Argument(help="Python files or folders (every *.py below them).")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the number of files read, the findings and errors as JSON.")
+    ] = False,
+) -> None:
+    """Read training scripts for loss misuse: softmax into CrossEntropyLoss, NLLLoss without log_softmax,
+    BCELoss on logits, BCEWithLogitsLoss after a sigmoid, a sigmoid applied twice.
 
+    Exit codes: 1 when something is found, 0 when clean, 2 when a file is missing or does not parse.
+    """
+    from advisor.doctor.static import scan_paths
 
-def _evidence_text(candidate: Any) -> str:
-    e = candidate.evidence
-    if e is None or e.mean is None:
-        return "rules only" if e is None else "diverged"
-    spread = f" +/- {e.std:.3g}" if e.std else ""
-    diverged = f" ({e.diverged_repeats} diverged)" if e.diverged_repeats else ""
-    raced = f" (raced out after {e.dropped_after})" if e.dropped_after else ""
-    return f"{e.mean:.4g}{spread}{diverged}{raced}"
-
-
-def _ranking_table(head: Any) -> Table:
-    table = Table("#", "loss", "key parameters", head.metric, "tie", "prior", "why",
-                  title=f"Head '{head.head}' ({head.type}): ranked for {head.metric}")  # fmt: skip
-    for c in head.candidates:
-        table.add_row(str(c.rank), c.label, Text(key_params(c.spec, limit=60)), _evidence_text(c), str(c.tie_group),
-                      f"{c.prior:.2f}", Text(_reason(c.rationale)))  # fmt: skip
-    return table
+    result = scan_paths(paths)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        for finding in result.findings:
+            typer.echo(f"{finding.where}: {finding.severity} {finding.id}: {finding.seen}")
+            typer.echo(f"    fix: {finding.fix}")
+        files = {finding.path for finding in result.findings}
+        read = f"{len(result.files)} file{'s' * (len(result.files) != 1)} read"
+        summary = (
+            f"{len(result.findings)} findings in {len(files)} of {read}"
+            if files
+            else f"no findings in {read}"
+        )
+        typer.echo(summary)
+    for error in result.errors:
+        typer.echo(f"error: {error}", err=True)
+    raise typer.Exit(2 if result.errors else 1 if result.findings else 0)
 
 
 @app.command("recommend")
@@ -362,7 +421,13 @@ def recommend_command(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     rules: RulesOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the Recommendation as JSON.")] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Write the winning specs (JSON) here.")] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Also print the full explanation and every rationale.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write each head's winning spec and prediction-time recipe (JSON) here."),
+    ] = None,
     server: Annotated[
         str | None,
         typer.Option(
@@ -390,7 +455,9 @@ def recommend_command(
     options = {"target": targets, "task": task, "metric": metric, "budget_s": budget, "repeats": repeats,
                "epochs": epochs, "training": _training_option(training), "race": not no_race,
                "trials": not no_trials, "device": device}  # fmt: skip
-    with stop.on_interrupt(), _progress_bar(as_json) as on_progress:
+    from advisor.display import print_recommendation, progress_bar
+
+    with stop.on_interrupt(), progress_bar(as_json) as on_progress:
         if server:
             result = _remote_recommend(server, source, options, on_progress)
         else:
@@ -399,7 +466,8 @@ def recommend_command(
             result = recommend(source, **options, rule_dirs=rules, progress=on_progress, cancel=stop.is_set)
     if out is not None:
         try:
-            out.write_text(json.dumps(result.specs(), indent=2) + "\n")
+            choices = {name: choice.model_dump(mode="json") for name, choice in result.choices().items()}
+            out.write_text(json.dumps(choices, indent=2) + "\n")
         except OSError as exc:  # the result is still printed below
             typer.echo(f"error: out: cannot write {str(out)!r}: {exc.strerror}", err=True)
             out = None
@@ -414,7 +482,7 @@ def recommend_command(
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
     else:
-        _print_recommendation(result, out)
+        print_recommendation(console, result, out, explain=explain)
     if stop.is_set():
         typer.echo(
             "Interrupted: trials stopped early; the ranking above uses the epochs that finished.", err=True
@@ -454,27 +522,6 @@ def _remote_recommend(server: str, source: str, options: dict[str, Any], on_prog
         return client.recommend_stream(source, on_progress=progress, **remote)
 
 
-def _print_recommendation(result: Any, out: Path | None) -> None:
-    source = "profiled from your data" if result.task.source == "data" else "as described"
-    console.print(_task_table(result.task, f"Task ({source})"))
-    for note in result.task.notes:
-        console.print(Text(f"- {note}"))
-    for head in result.heads:
-        console.print(_ranking_table(head))
-        if head.cut_short:
-            console.print(Text(f"WARNING: the time cap (--budget) bound; fewer repeats than planned for "
-                               f"{', '.join(head.cut_short)}. Raise --budget for a stable answer.", style="bold red"))  # fmt: skip
-        console.print(Text(head.explanation))
-    for multi in result.multi_task:
-        console.print(Text(f"multi_task ({multi.spec.params['weighting']['scheme']}): {multi.rationale}"))
-    best = result.best()
-    console.print(
-        Text("Train with: advisor.build_loss(" + best.spec.to_json() + ")", style="bold"), soft_wrap=True
-    )
-    if out is not None:
-        console.print(Text(f"Specs written to {out}"))
-
-
 class CancelFlag:
     """Ctrl-C sets a flag the trainer polls, so trials stop cleanly and what finished is kept."""
 
@@ -500,85 +547,71 @@ class CancelFlag:
             signal.signal(signal.SIGINT, previous)
 
 
-@contextlib.contextmanager
-def _progress_bar(quiet: bool):
-    """A rich progress bar per head, fed by recommend()'s progress callback; drawn from the first event on."""
-    if quiet:
-        yield None
-        return
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
-                   TimeElapsedColumn(), console=Console(stderr=True))  # fmt: skip
-    tasks: dict[str, Any] = {}
-
-    def update(event: Any) -> None:
-        p = event.progress
-        if not tasks:
-            bar.start()
-        if event.head not in tasks:
-            tasks[event.head] = bar.add_task(f"trials '{event.head}'", total=p.epochs, status="")
-        best = "n/a" if p.best_so_far is None else f"{p.best_so_far:.4g}"
-        bar.update(tasks[event.head], completed=p.epoch,
-                   status=f"epoch {p.epoch}/{p.epochs}, {p.alive}/{p.members} alive, best {best}")  # fmt: skip
-
-    try:
-        yield update
-    finally:
-        if tasks:
-            bar.stop()
+# serve also reads each option from an environment variable. The help lists them in its epilog, one paragraph
+# (typer versions disagree on line breaks there): beside each option, rich help cuts long names at 80 columns.
+SERVE_ENV = {
+    "host": "LOSS_ADVISOR_HOST",
+    "port": "LOSS_ADVISOR_PORT",
+    "workers": "LOSS_ADVISOR_WORKERS",
+    "max-message-mb": "LOSS_ADVISOR_MAX_MESSAGE_MB",
+    "dataset-limit-mb": "LOSS_ADVISOR_DATASET_LIMIT_MB",
+    "token": "LOSS_ADVISOR_TOKEN",
+    "tls-cert": "LOSS_ADVISOR_TLS_CERT",
+    "tls-key": "LOSS_ADVISOR_TLS_KEY",
+    "metrics-port": "LOSS_ADVISOR_METRICS_PORT",
+    "grace": "LOSS_ADVISOR_GRACE_S",
+    "max-connection-age": "LOSS_ADVISOR_MAX_CONNECTION_AGE_S",
+}
+SERVE_EPILOG = "Each option also reads an environment variable (the command line wins): " + ", ".join(
+    f"{variable} (--{option})" for option, variable in SERVE_ENV.items()
+)
 
 
-@app.command("serve")
+def _env_option(option: str, help: str, **kwargs: Any) -> Any:
+    return typer.Option(f"--{option}", envvar=SERVE_ENV[option], show_envvar=False, help=help, **kwargs)
+
+
+@app.command("serve", epilog=SERVE_EPILOG)
 def serve_command(
-    host: Annotated[str, typer.Option(envvar="LOSS_ADVISOR_HOST", help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="LOSS_ADVISOR_PORT", help="Port; 0 picks a free one.")] = 50051,
+    host: Annotated[str, _env_option("host", "Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, _env_option("port", "Port; 0 picks a free one.")] = 50051,
     workers: Annotated[
         int,
-        typer.Option(
-            envvar="LOSS_ADVISOR_WORKERS",
+        _env_option(
+            "workers",
+            "Trial worker processes = calls with trials admitted at once; more are refused with "
+            "RESOURCE_EXHAUSTED and RetryInfo.",
             min=1,
-            help="Trial worker processes = calls with trials "
-            "admitted at once; more are refused with RESOURCE_EXHAUSTED and RetryInfo.",
         ),
     ] = 1,
     max_message_mb: Annotated[
-        float, typer.Option(envvar="LOSS_ADVISOR_MAX_MESSAGE_MB", help="Largest request or response message.")
+        float, _env_option("max-message-mb", "Largest request or response message.")
     ] = 16.0,
     dataset_limit_mb: Annotated[
         float,
-        typer.Option(
-            envvar="LOSS_ADVISOR_DATASET_LIMIT_MB",
-            help="Largest dataset (CSV or Arrow) in a request; larger ones fail with INVALID_ARGUMENT.",
+        _env_option(
+            "dataset-limit-mb",
+            "Largest dataset (CSV or Arrow) in a request; larger ones fail with INVALID_ARGUMENT.",
         ),
     ] = 8.0,
     token: Annotated[
-        str | None,
-        typer.Option(
-            envvar="LOSS_ADVISOR_TOKEN",
-            help="Require 'authorization: Bearer TOKEN' (health checks excepted).",
-        ),
+        str | None, _env_option("token", "Require 'authorization: Bearer TOKEN' (health checks excepted).")
     ] = None,
-    tls_cert: Annotated[
-        Path | None, typer.Option(envvar="LOSS_ADVISOR_TLS_CERT", help="PEM certificate (TLS).")
-    ] = None,
-    tls_key: Annotated[
-        Path | None, typer.Option(envvar="LOSS_ADVISOR_TLS_KEY", help="PEM private key (TLS).")
-    ] = None,
+    tls_cert: Annotated[Path | None, _env_option("tls-cert", "PEM certificate (TLS).")] = None,
+    tls_key: Annotated[Path | None, _env_option("tls-key", "PEM private key (TLS).")] = None,
     metrics_port: Annotated[
-        int | None,
-        typer.Option(envvar="LOSS_ADVISOR_METRICS_PORT", help="Serve Prometheus metrics on this port."),
+        int | None, _env_option("metrics-port", "Serve Prometheus metrics on this port.")
     ] = None,
-    grace: Annotated[
-        float, typer.Option(envvar="LOSS_ADVISOR_GRACE_S", help="Seconds in-flight calls get after SIGTERM.")
-    ] = 30.0,
+    grace: Annotated[float, _env_option("grace", "Seconds in-flight calls get after SIGTERM.")] = 30.0,
     max_connection_age: Annotated[
-        float,
-        typer.Option(envvar="LOSS_ADVISOR_MAX_CONNECTION_AGE_S", help="Connections are recycled after this."),
+        float, _env_option("max-connection-age", "Connections are recycled after this many seconds.")
     ] = 600.0,
 ) -> None:
     """Serve the LossAdvisor gRPC API (with health, reflection and optional metrics) until SIGTERM."""
     import asyncio
 
-    from advisor.service.server import ServerConfig, serve
+    with requires_extra("server", "advisor-cli serve"):
+        from advisor.service.server import ServerConfig, serve
 
     if (tls_cert is None) != (tls_key is None):
         raise UsageError(FieldViolation("tls_cert", "give both --tls-cert and --tls-key, or neither"))
@@ -612,17 +645,30 @@ def _read_text(path: str) -> str:
         ) from None
 
 
+def _is_report(exc: AdvisorError) -> bool:
+    """Rule load and check failures, printed one line per problem (the loader is imported if one was raised)."""
+    loader = sys.modules.get("advisor.rules.loader")
+    return isinstance(exc, RuleCheckFailed) or (loader is not None and isinstance(exc, loader.RuleLoadError))
+
+
 def main() -> None:
-    """Console-script entry point: input errors become one line on stderr and exit code 2."""
+    """Console-script entry point: input errors and missing extras become one line on stderr and exit code 2."""
     try:
         app()
     except AdvisorError as exc:
-        if isinstance(exc, RuleLoadError | RuleCheckFailed):  # a report: one line per problem
+        if _is_report(exc):
             typer.echo("\n".join(str(v) for v in exc.violations), err=True)
         else:
             typer.echo(f"error: {exc}", err=True)
         code = getattr(exc, "code", None)  # a service error other than bad input is not the user's mistake
         sys.exit(1 if code is not None and code.name != "INVALID_ARGUMENT" else 2)
+    except ModuleNotFoundError as exc:  # an optional dependency: name the extra that brings it
+        extra = exc.extra if isinstance(exc, MissingExtraError) else extra_of(exc.name)
+        if extra is None:
+            raise
+        missing = exc if isinstance(exc, MissingExtraError) else MissingExtraError("this command", extra)
+        typer.echo(f"error: {missing} (no module named {exc.name!r})", err=True)
+        sys.exit(2)
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside trials
         typer.echo("Interrupted.", err=True)
         sys.exit(130)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import difflib
 import functools
 import os
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +35,12 @@ RULES_ENV = "LOSS_ADVISOR_RULES"
 
 
 def _builtin_rules_dir() -> Path:
-    """The checkout's ``rules/`` (editable installs) or the copy a wheel installs under the prefix."""
-    checkout = Path(__file__).resolve().parents[2] / "rules"
-    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "loss-advisor" / "rules"
+    """The package data ``advisor/rules/builtin`` of an installed wheel (any layout: site-packages, ``--user``,
+    ``--target``), else the checkout's top-level ``rules/``, the one copy (editable installs, a plain checkout)."""
+    packaged = resources.files("advisor.rules") / "builtin"
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "rules"
 
 
 BUILTIN_RULES_DIR = _builtin_rules_dir()

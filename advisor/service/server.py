@@ -15,15 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from advisor._extras import requires_extra
 
-from advisor.rules.loader import load_rules
-from advisor.service import worker
-from advisor.service.servicer import SERVICE, Limits, LossAdvisorServicer
-from lossadvisor.v1 import advisor_pb2 as pb
+with requires_extra("server", "the gRPC service (advisor.service)"):
+    import grpc
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection
+    from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+    from advisor.rules.loader import load_rules
+    from advisor.service import reflection_v1, worker
+    from advisor.service.servicer import SERVICE, Limits, LossAdvisorServicer
+    from lossadvisor.v1 import advisor_pb2 as pb
 
 LOG = logging.getLogger("advisor.service")
 # After SIGTERM, health says NOT_SERVING for this long (within the grace) before the server stops listening.
@@ -44,7 +47,7 @@ class ServerConfig:
     port: int = 50051
     workers: int = 1
     max_message_mb: float = 16.0
-    dataset_limit_mb: float = 8.0
+    dataset_limit_mb: float = Limits.dataset_bytes / (1024 * 1024)
     token: str | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -215,7 +218,7 @@ async def serve(config: ServerConfig, *, ready: Callable[[int], None] | None = N
         HEALTH_SERVICE,
         reflection.SERVICE_NAME,
     )
-    reflection.enable_server_reflection(service_names, server)
+    reflection_v1.enable_server_reflection(service_names, server)  # v1alpha and v1
     address = f"{config.host}:{config.port}"
     if config.tls_cert and config.tls_key:
         credentials = grpc.ssl_server_credentials(
