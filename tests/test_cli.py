@@ -231,3 +231,19 @@ def test_the_ranking_fits_80_columns_and_opens_with_the_verdict():
     rows = [line for line in lines[header:] if re.match(r"^\s+\d+ ", line)]
     assert len(rows) >= 5 and all(re.search(r"\d\.\d{3,} \(", row) for row in rows if "diverged" not in row)
     assert len(lines) < 60  # one line per candidate plus its reason, not 75 wrapped lines for 9 rows
+
+
+def test_the_hand_off_lines_carry_the_recipe_with_its_tuned_values():
+    from advisor.display import hand_off_lines
+    from advisor.recipes import Recipe
+    from advisor.recommendation import RankedCandidate
+
+    recipe = Recipe(kind="threshold", threshold=0.31, activation="sigmoid")
+    candidate = RankedCandidate(
+        rank=1, head="y", spec=advisor.normalize_spec({"loss": "bce"}), post_hoc=recipe, prior=0.5, score=1.0,
+        tie_group=1, rule_id="r", title="t", rationale="r", references=[],
+    )  # fmt: skip
+    train, predict = hand_off_lines(candidate)
+    assert train == f"Train with: advisor.build_loss({candidate.spec.to_json()})"
+    shown = predict.removeprefix("Predict with: advisor.apply_recipe(").split(", logits)")[0]
+    assert Recipe.model_validate_json(shown) == recipe and "p >= 0.31" in predict
