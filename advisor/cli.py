@@ -373,7 +373,7 @@ def doctor_command(
         files = {finding.path for finding in result.findings}
         read = f"{len(result.files)} file{'s' * (len(result.files) != 1)} read"
         summary = (
-            f"{len(result.findings)} findings in {len(files)} of {read}"
+            f"{len(result.findings)} finding{'s' * (len(result.findings) != 1)} in {len(files)} of {read}"
             if files
             else f"no findings in {read}"
         )
