@@ -50,7 +50,7 @@ catalog: $(STAMP)
 # optuna (integrations). About 1 minute of tests; the first build of the venv takes a few minutes more.
 LOWEST := .venv-lowest
 LOWEST_STAMP := $(LOWEST)/.installed
-LOWEST_TESTS := tests/test_packaging.py tests/test_spec.py tests/test_rules_engine.py tests/test_profile.py \
+LOWEST_TESTS := tests/test_packaging.py tests/test_cache.py tests/test_spec.py tests/test_rules_engine.py tests/test_profile.py \
 	tests/test_recommend.py tests/test_report.py tests/test_service.py::test_list_losses_and_validate_spec \
 	tests/test_service.py::test_recommend_rules_only_and_with_trials \
 	tests/test_service.py::test_recommend_on_csv_and_arrow_datasets \

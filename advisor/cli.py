@@ -438,12 +438,26 @@ def recommend_command(
         Path | None,
         typer.Option("--report", help="Write a self-contained HTML report (charts, rationale, spec)."),
     ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache",
+            help="Result cache file (SQLite): an identical call is answered from it in milliseconds "
+            "(default: LOSS_ADVISOR_CACHE, else the user cache folder).",
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Compute afresh; read and store nothing in the result cache.")
+    ] = False,
 ) -> None:
     """Recommend configured losses for a CSV (or a task description), proven by quick trial fits."""
     if (data is None) == (task_json is None):
         raise UsageError(FieldViolation("data", "give a CSV file or --task-json, not both or neither"))
     if server and rules:
         raise UsageError(FieldViolation("rules", "--rules folders are local; the service uses its own rules"))
+    if cache is not None and (no_cache or server):
+        raise UsageError(FieldViolation("cache", "--cache PATH is local and excludes --no-cache and --server "
+                                        "(the service uses its own cache; --no-cache skips it)"))  # fmt: skip
     for name, path in (("out", out), ("report", report)):  # checked before the work, not after it
         if path is not None and not path.parent.is_dir():
             raise UsageError(
@@ -454,7 +468,8 @@ def recommend_command(
     targets = target[0] if target and len(target) == 1 else target
     options = {"target": targets, "task": task, "metric": metric, "budget_s": budget, "repeats": repeats,
                "epochs": epochs, "training": _training_option(training), "race": not no_race,
-               "trials": not no_trials, "device": device}  # fmt: skip
+               "trials": not no_trials, "device": device,
+               "cache": False if no_cache else True if cache is None else str(cache)}  # fmt: skip
     from advisor.display import print_recommendation, progress_bar
 
     with stop.on_interrupt(), progress_bar(as_json) as on_progress:
@@ -561,6 +576,7 @@ SERVE_ENV = {
     "metrics-port": "LOSS_ADVISOR_METRICS_PORT",
     "grace": "LOSS_ADVISOR_GRACE_S",
     "max-connection-age": "LOSS_ADVISOR_MAX_CONNECTION_AGE_S",
+    "cache": "LOSS_ADVISOR_CACHE",
 }
 SERVE_EPILOG = "Each option also reads an environment variable (the command line wins): " + ", ".join(
     f"{variable} (--{option})" for option, variable in SERVE_ENV.items()
@@ -606,6 +622,14 @@ def serve_command(
     max_connection_age: Annotated[
         float, _env_option("max-connection-age", "Connections are recycled after this many seconds.")
     ] = 600.0,
+    cache: Annotated[
+        str | None,
+        _env_option(
+            "cache",
+            "Result cache file (SQLite) the workers share; 'off' for none (default: the user cache folder).",
+        ),
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Serve without a result cache.")] = False,
 ) -> None:
     """Serve the LossAdvisor gRPC API (with health, reflection and optional metrics) until SIGTERM."""
     import asyncio
@@ -617,7 +641,8 @@ def serve_command(
         raise UsageError(FieldViolation("tls_cert", "give both --tls-cert and --tls-key, or neither"))
     config = ServerConfig(host=host, port=port, workers=workers, max_message_mb=max_message_mb,
                           dataset_limit_mb=dataset_limit_mb, token=token, tls_cert=tls_cert, tls_key=tls_key,
-                          metrics_port=metrics_port, grace_s=grace, max_connection_age_s=max_connection_age)  # fmt: skip
+                          metrics_port=metrics_port, grace_s=grace, max_connection_age_s=max_connection_age,
+                          cache=False if no_cache else cache or True)  # fmt: skip
 
     def ready(bound: int) -> None:
         print(f"listening on {host}:{bound}", flush=True)

@@ -5,6 +5,7 @@ input -> task description -> facts -> rules -> candidates -> trials -> ranking -
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
+from advisor.cache import ResultCache, cache_key
 from advisor.errors import AdvisorError, FieldViolation
 from advisor.explain import caveats, explanation, verdict
 from advisor.heads import HIGHER_IS_BETTER, METRICS_BY_HEAD
@@ -268,6 +270,7 @@ def recommend(
     progress: Callable[[HeadProgress], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     random_state: int = 0,
+    cache: bool | str | Path = True,
 ) -> Recommendation:
     """Rank configured losses for a task, proving them with quick trial fits.
 
@@ -315,6 +318,12 @@ def recommend(
         affected heads say ``stopped_by='cancelled'``.
     random_state : int
         Seed of sampling, splits and initialisation.
+    cache : bool or path
+        The result cache (:mod:`advisor.cache`): ``True`` the file ``LOSS_ADVISOR_CACHE`` names (a path, or
+        ``off``), else one in the user cache folder; a path that file; ``False`` none. A call with trials and
+        the same data content, task, options, rule files and version as a stored one is answered from it in
+        milliseconds, with ``result.cache.hit`` and the original ``created_at``. Results whose trials were
+        cancelled or cut by the time cap are not stored; calls without trials do not use the cache.
 
     Returns
     -------
@@ -325,6 +334,28 @@ def recommend(
     AdvisorError
         A bad option, task description, spec or data file; each error names its field.
     """
+    arguments = {"target": target, "task": task, "metric": metric, "traits": traits, "training": training,
+                 "repeats": repeats, "epochs": epochs, "budget_s": budget_s, "race": race, "max_rows": max_rows,
+                 "device": device, "trials": trials, "rule_dirs": rule_dirs, "random_state": random_state}  # fmt: skip
+    compute = functools.partial(_recommend, data_or_task, **arguments, progress=progress, cancel=cancel)
+    store = ResultCache.open(cache) if trials else None  # rules alone take less than a cache look-up
+    if store is None:
+        return compute()
+    key = cache_key(data_or_task, arguments, description=_is_description(data_or_task))
+    if key is None:  # an input with no stable fingerprint
+        return compute()
+    found = store.get(key)
+    return found if found is not None else store.put(key, compute())
+
+
+def _recommend(
+    data_or_task: Any, *, target: str | Sequence[str] | None, task: str | None,
+    metric: str | Mapping[str, str] | None, traits: Mapping[str, Mapping[str, Any]] | None,
+    training: Training | Mapping[str, Any] | None, repeats: int | None, epochs: int, budget_s: float, race: bool,
+    max_rows: int, device: str, trials: bool, rule_dirs: Sequence[str | Path] | None,
+    progress: Callable[[HeadProgress], None] | None, cancel: Callable[[], bool] | None, random_state: int,
+) -> Recommendation:  # fmt: skip
+    """:func:`recommend` without the result cache."""
     started = time.perf_counter()
     resolved_device = check_options(budget_s, repeats, epochs, max_rows, device)
     stated = check_training(training)

@@ -128,6 +128,8 @@ def print_recommendation(
     console: Console, result: Recommendation, out: Path | None, *, explain: bool
 ) -> None:
     source = "profiled from your data" if result.task.source == "data" else "as described"
+    if result.cache and result.cache.hit:  # an earlier answer: say when it was computed
+        console.print(Text(f"From the result cache, computed {result.cache.created_at:%Y-%m-%d %H:%M:%S %Z}"))
     console.print(task_table(result.task, f"Task ({source})"))
     for note in result.task.notes:
         console.print(Text(f"- {note}"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -234,6 +235,18 @@ class Settings(_Model):
     rule_dirs: list[str]
 
 
+class CacheInfo(_Model):
+    """Whether a recommendation came from the result cache (:mod:`advisor.cache`), and when it was computed."""
+
+    hit: bool = Field(description="True: served from the cache, computed earlier (at created_at), not now.")
+    key: str = Field(description="The cache key: sha256 of the data content, task, options, rules, versions.")
+    created_at: datetime = Field(description="When the result was computed (UTC).")
+    stored: bool = Field(
+        description="Whether the result is in the cache (trials cancelled or cut by the time cap are not)."
+    )
+    path: str | None = Field(None, description="The cache file (not sent over gRPC).")
+
+
 class Recommendation(_Model):
     """Ranked configured losses for every head, the task they were chosen for, and how."""
 
@@ -245,6 +258,9 @@ class Recommendation(_Model):
     settings: Settings
     timings: dict[str, float] = Field(description="Seconds spent per stage.")
     notes: list[str] = Field(default_factory=list)
+    cache: CacheInfo | None = Field(
+        None, description="Set when a result cache was consulted: a hit, or whether this result was stored."
+    )
 
     def head(self, name: str) -> HeadResult:
         return next(h for h in self.heads if h.head == name)

@@ -30,7 +30,7 @@ TASKS = {
 
 def run(task: dict, device: str) -> tuple[str, float, float, str]:
     started = time.perf_counter()
-    result = recommend(task, device=device, epochs=8, repeats=3, budget_s=120)
+    result = recommend(task, device=device, epochs=8, repeats=3, budget_s=120, cache=False)
     head = result.heads[0]
     top = head.candidates[0]
     return top.spec.loss, top.evidence.mean, time.perf_counter() - started, head.stopped_by

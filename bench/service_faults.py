@@ -24,6 +24,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from lossadvisor.v1 import advisor_pb2 as pb
 from tests.service_helpers import ServerProcess, busiest_child
 
+os.environ["LOSS_ADVISOR_CACHE"] = "off"  # servers started here measure work, never cached answers
+
 TASK = pb.TaskDescription(heads=[pb.Head(type="multiclass", class_histogram=[500, 150, 40])], n_features=8)
 RULES = pb.Options(trials=False)
 LONG = pb.Options(epochs=1000, repeats=2, max_rows=500, budget_s=120)

@@ -12,6 +12,7 @@ Needs `npm ci --prefix client_examples/node`. Run from the repository root: ``py
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 import time
@@ -19,6 +20,8 @@ from pathlib import Path
 
 from lossadvisor.v1 import advisor_pb2 as pb
 from tests.service_helpers import ServerProcess
+
+os.environ["LOSS_ADVISOR_CACHE"] = "off"  # servers started here measure work, never cached answers
 
 LOAD = Path(__file__).with_name("service_load.js")
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import math
 import re
+from datetime import timezone
 from typing import TYPE_CHECKING, Any
 
-from google.protobuf import duration_pb2, json_format, struct_pb2
+from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
 from advisor.errors import AdvisorError, FieldViolation
-from advisor.recommendation import Recommendation
+from advisor.recommendation import CacheInfo, Recommendation
 from advisor.task import TaskDescription, TaskError, parse_task
 from lossadvisor.v1 import advisor_pb2 as pb
 
@@ -222,7 +223,7 @@ def options_from_proto(options: pb.Options) -> dict[str, Any]:
     budget = _pick_duration(options, "budget_s", "budget", "options.", problems)
     if budget is not None:
         found["budget_s"] = budget
-    for name in ("repeats", "epochs", "max_rows", "trials", "race"):
+    for name in ("repeats", "epochs", "max_rows", "trials", "race", "cache"):
         if options.HasField(name):
             found[name] = getattr(options, name)
     if options.device:
@@ -373,6 +374,15 @@ def _head_result(h: Any) -> pb.HeadResult:
     )
 
 
+def _cache_info(info: CacheInfo | None) -> pb.CacheInfo | None:
+    """The result-cache facts of a reply; the server's cache path stays on the server."""
+    if info is None:
+        return None
+    created = timestamp_pb2.Timestamp()
+    created.FromDatetime(info.created_at)
+    return pb.CacheInfo(hit=info.hit, key=info.key, created_at=created, stored=info.stored)
+
+
 def response_to_proto(recommendation: Recommendation) -> pb.RecommendResponse:
     """The response message of a recommendation."""
     settings = recommendation.settings
@@ -399,6 +409,7 @@ def response_to_proto(recommendation: Recommendation) -> pb.RecommendResponse:
         timings=recommendation.timings,
         stage_durations=stages,
         notes=recommendation.notes,
+        **_present(cache=_cache_info(recommendation.cache)),
     )
 
 
@@ -511,8 +522,14 @@ def recommendation_from_proto(response: pb.RecommendResponse) -> Recommendation:
             "settings": {**settings, "rule_dirs": []},
             "timings": timings,
             "notes": list(response.notes),
+            "cache": _cache_info_from_proto(response.cache) if response.HasField("cache") else None,
         }
     )
+
+
+def _cache_info_from_proto(message: pb.CacheInfo) -> dict[str, Any]:
+    created = message.created_at.ToDatetime(tzinfo=timezone.utc)
+    return {"hit": message.hit, "key": message.key, "created_at": created, "stored": message.stored}
 
 
 def violations_to_proto(violations: list[FieldViolation]) -> list[pb.FieldError]:

@@ -23,6 +23,7 @@ with requires_extra("server", "the gRPC service (advisor.service)"):
     from grpc_reflection.v1alpha import reflection
     from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+    from advisor.cache import cache_path
     from advisor.rules.loader import load_rules
     from advisor.service import reflection_v1, worker
     from advisor.service.servicer import SERVICE, Limits, LossAdvisorServicer
@@ -55,6 +56,7 @@ class ServerConfig:
     grace_s: float = 30.0
     max_connection_age_s: float = 600.0
     keepalive_s: float = 60.0
+    cache: bool | str | Path = True  # the result cache (advisor.cache.cache_path): True the default file
 
 
 def _method(details: grpc.HandlerCallDetails) -> str:
@@ -197,12 +199,14 @@ async def serve(config: ServerConfig, *, ready: Callable[[int], None] | None = N
     to fix and fails the start (:class:`RuleLoadError`), never a client's request.
     """
     load_rules()
+    cache = cache_path(config.cache)
+    LOG.info("result cache: %s", cache or "off")
     context = multiprocessing.get_context("spawn")  # never fork after torch and grpc are initialised
     manager = context.Manager()
     limits = Limits(dataset_bytes=int(config.dataset_limit_mb * 1024 * 1024), admission=config.workers)
     servicer = LossAdvisorServicer(
         lambda: ProcessPoolExecutor(config.workers, mp_context=context, initializer=worker.initialize),
-        manager, limits,
+        manager, limits, cache=False if cache is None else str(cache),
     )  # fmt: skip
     loop = asyncio.get_running_loop()
     await asyncio.gather(*(loop.run_in_executor(servicer.pool, worker.warm) for _ in range(config.workers)))

@@ -81,8 +81,11 @@ class Limits:
 class LossAdvisorServicer:
     """Small handlers: each converts, validates, and delegates to the core or a worker process."""
 
-    def __init__(self, new_pool: Callable[[], Executor], manager: Any, limits: Limits) -> None:
+    def __init__(
+        self, new_pool: Callable[[], Executor], manager: Any, limits: Limits, *, cache: str | bool = False
+    ) -> None:
         self.new_pool, self.manager, self.limits = new_pool, manager, limits
+        self.cache = cache  # the result cache file the workers open (advisor.cache), or False for none
         self.pool = new_pool()
         self.draining = False  # set on SIGTERM: new calls are refused, running ones finish
         self.in_flight = 0
@@ -172,6 +175,7 @@ class LossAdvisorServicer:
         except AdvisorError as exc:
             await status.invalid(context, exc.violations, "INVALID_OPTIONS")
         payload: dict[str, Any] = {"options": options, "trials": options.get("trials", True)}
+        options["cache"] = self.cache if options.get("cache", True) else False  # opened by the worker
         # The request fields that set the options, for errors that name recommend()'s (budget_s: options.budget).
         aliases = {f"options.{name}": f"options.{option_field(request.options, name)}" for name in options}
         payload["aliases"] = aliases

@@ -72,6 +72,8 @@ def run(payload: dict[str, Any], cancel: Any, progress: Any) -> dict[str, Any]:
             extra = {"target": dataset.get("target") or None, "task": dataset.get("task_type") or None}
         else:
             source, extra = payload["task"], {}
+        # options["cache"] is the server's cache file (or False): recommend() opens it here, in this process,
+        # one connection per look-up or store, so no connection crosses a process boundary.
         result = recommend(
             source, **extra, **payload["options"], progress=report, cancel=_throttled(cancel.is_set)
         )

@@ -3,6 +3,7 @@ import datetime
 from google.api import field_behavior_pb2 as _field_behavior_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -244,7 +245,7 @@ class Dataset(_message.Message):
     def __init__(self, csv: _Optional[bytes] = ..., arrow_ipc: _Optional[bytes] = ..., target_columns: _Optional[_Iterable[str]] = ..., task_type: _Optional[str] = ..., head_type: _Optional[_Union[HeadType, str]] = ...) -> None: ...
 
 class Options(_message.Message):
-    __slots__ = ("budget_s", "budget", "repeats", "epochs", "max_rows", "trials", "device", "metric", "eval_metric", "training", "race")
+    __slots__ = ("budget_s", "budget", "repeats", "epochs", "max_rows", "trials", "device", "metric", "eval_metric", "training", "race", "cache")
     BUDGET_S_FIELD_NUMBER: _ClassVar[int]
     BUDGET_FIELD_NUMBER: _ClassVar[int]
     REPEATS_FIELD_NUMBER: _ClassVar[int]
@@ -256,6 +257,7 @@ class Options(_message.Message):
     EVAL_METRIC_FIELD_NUMBER: _ClassVar[int]
     TRAINING_FIELD_NUMBER: _ClassVar[int]
     RACE_FIELD_NUMBER: _ClassVar[int]
+    CACHE_FIELD_NUMBER: _ClassVar[int]
     budget_s: float
     budget: _duration_pb2.Duration
     repeats: int
@@ -267,7 +269,8 @@ class Options(_message.Message):
     eval_metric: Metric
     training: Training
     race: bool
-    def __init__(self, budget_s: _Optional[float] = ..., budget: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., repeats: _Optional[int] = ..., epochs: _Optional[int] = ..., max_rows: _Optional[int] = ..., trials: _Optional[bool] = ..., device: _Optional[str] = ..., metric: _Optional[str] = ..., eval_metric: _Optional[_Union[Metric, str]] = ..., training: _Optional[_Union[Training, _Mapping]] = ..., race: _Optional[bool] = ...) -> None: ...
+    cache: bool
+    def __init__(self, budget_s: _Optional[float] = ..., budget: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., repeats: _Optional[int] = ..., epochs: _Optional[int] = ..., max_rows: _Optional[int] = ..., trials: _Optional[bool] = ..., device: _Optional[str] = ..., metric: _Optional[str] = ..., eval_metric: _Optional[_Union[Metric, str]] = ..., training: _Optional[_Union[Training, _Mapping]] = ..., race: _Optional[bool] = ..., cache: _Optional[bool] = ...) -> None: ...
 
 class Training(_message.Message):
     __slots__ = ("epochs", "early_stopping_patience", "lr", "batch_size")
@@ -282,7 +285,7 @@ class Training(_message.Message):
     def __init__(self, epochs: _Optional[int] = ..., early_stopping_patience: _Optional[int] = ..., lr: _Optional[float] = ..., batch_size: _Optional[int] = ...) -> None: ...
 
 class RecommendResponse(_message.Message):
-    __slots__ = ("task", "heads", "multi_task", "settings", "timings", "notes", "stage_durations")
+    __slots__ = ("task", "heads", "multi_task", "settings", "timings", "notes", "stage_durations", "cache")
     class TimingsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -304,6 +307,7 @@ class RecommendResponse(_message.Message):
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     NOTES_FIELD_NUMBER: _ClassVar[int]
     STAGE_DURATIONS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_FIELD_NUMBER: _ClassVar[int]
     task: TaskDescription
     heads: _containers.RepeatedCompositeFieldContainer[HeadResult]
     multi_task: _containers.RepeatedCompositeFieldContainer[Candidate]
@@ -311,7 +315,20 @@ class RecommendResponse(_message.Message):
     timings: _containers.ScalarMap[str, float]
     notes: _containers.RepeatedScalarFieldContainer[str]
     stage_durations: _containers.MessageMap[str, _duration_pb2.Duration]
-    def __init__(self, task: _Optional[_Union[TaskDescription, _Mapping]] = ..., heads: _Optional[_Iterable[_Union[HeadResult, _Mapping]]] = ..., multi_task: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., settings: _Optional[_Union[Settings, _Mapping]] = ..., timings: _Optional[_Mapping[str, float]] = ..., notes: _Optional[_Iterable[str]] = ..., stage_durations: _Optional[_Mapping[str, _duration_pb2.Duration]] = ...) -> None: ...
+    cache: CacheInfo
+    def __init__(self, task: _Optional[_Union[TaskDescription, _Mapping]] = ..., heads: _Optional[_Iterable[_Union[HeadResult, _Mapping]]] = ..., multi_task: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., settings: _Optional[_Union[Settings, _Mapping]] = ..., timings: _Optional[_Mapping[str, float]] = ..., notes: _Optional[_Iterable[str]] = ..., stage_durations: _Optional[_Mapping[str, _duration_pb2.Duration]] = ..., cache: _Optional[_Union[CacheInfo, _Mapping]] = ...) -> None: ...
+
+class CacheInfo(_message.Message):
+    __slots__ = ("hit", "key", "created_at", "stored")
+    HIT_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    hit: bool
+    key: str
+    created_at: _timestamp_pb2.Timestamp
+    stored: bool
+    def __init__(self, hit: _Optional[bool] = ..., key: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., stored: _Optional[bool] = ...) -> None: ...
 
 class HeadResult(_message.Message):
     __slots__ = ("head", "type", "head_type", "metric", "eval_metric", "higher_is_better", "candidates", "verdict", "caveats", "explanation", "evidence_source", "evidence_basis", "stopped_by", "stop_reason", "epochs_completed", "trial_seconds", "trial_duration", "train_rows", "score_rows", "repeats", "protocols", "member_epochs", "cut_short")
