@@ -57,6 +57,15 @@ def details(error: grpc.RpcError) -> dict:
     return found
 
 
+def rpc_error(call, *args, **kwargs) -> tuple[grpc.StatusCode, dict]:
+    """The status code and :func:`details` of a call that must fail."""
+    import pytest
+
+    with pytest.raises(grpc.RpcError) as caught:
+        call(*args, **kwargs)
+    return caught.value.code(), details(caught.value)
+
+
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

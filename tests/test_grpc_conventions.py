@@ -26,7 +26,7 @@ from advisor.service import reflection_v1
 from advisor.service.convert import DATASET_LIMIT_BYTES, enum_values, recommendation_from_proto
 from advisor.task import TaskDescription
 from lossadvisor.v1 import advisor_pb2 as pb
-from tests.service_helpers import ServerProcess, details, reflect
+from tests.service_helpers import ServerProcess, reflect, rpc_error
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTO = ROOT / "protos/lossadvisor/v1/advisor.proto"
@@ -56,12 +56,6 @@ def server():
     process = ServerProcess("--workers", "1")
     yield process
     assert process.stop() == 0
-
-
-def _error(call, *args, **kwargs) -> tuple[grpc.StatusCode, dict]:
-    with pytest.raises(grpc.RpcError) as caught:
-        call(*args, **kwargs)
-    return caught.value.code(), details(caught.value)
 
 
 def _seconds(value: duration_pb2.Duration) -> float:
@@ -394,7 +388,7 @@ def _head(**fields) -> pb.RecommendRequest:
     ],
 )  # fmt: skip
 def test_twins_that_disagree_are_invalid_argument_naming_both_fields(server, request_, field, named, reason):
-    code, found = _error(server.stub.Recommend, request_, timeout=30)
+    code, found = rpc_error(server.stub.Recommend, request_, timeout=30)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and found["reason"] == reason
     assert field in found["fields"], found
     assert named in found["fields"][field] and "disagrees" in found["fields"][field]
@@ -419,7 +413,7 @@ def test_twins_that_disagree_are_invalid_argument_naming_both_fields(server, req
     ],
 )  # fmt: skip
 def test_invalid_enums_and_durations_name_the_field_the_client_set(server, request_, field, words):
-    code, found = _error(server.stub.Recommend, request_, timeout=30)
+    code, found = rpc_error(server.stub.Recommend, request_, timeout=30)
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert field in found["fields"] and words in found["fields"][field], found
     assert found["reason"] == ("INVALID_OPTIONS" if field.startswith("options.") else "INVALID_TASK")

@@ -19,7 +19,7 @@ import advisor
 from advisor.client import AdvisorClient, ServiceError
 from advisor.service.convert import recommendation_from_proto
 from lossadvisor.v1 import advisor_pb2 as pb
-from tests.service_helpers import ServerProcess, busiest_child, details, reflect, wait_until
+from tests.service_helpers import ServerProcess, busiest_child, details, reflect, rpc_error, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = pb.TaskDescription(heads=[pb.Head(type="multiclass", class_histogram=[500, 150, 40])], n_features=8)
@@ -31,12 +31,6 @@ def server():
     process = ServerProcess("--workers", "1", "--dataset-limit-mb", "0.5")
     yield process
     assert process.stop() == 0
-
-
-def _error(call, *args, **kwargs) -> tuple[grpc.StatusCode, dict]:
-    with pytest.raises(grpc.RpcError) as caught:
-        call(*args, **kwargs)
-    return caught.value.code(), details(caught.value)
 
 
 def test_list_losses_and_validate_spec(server):
@@ -148,7 +142,7 @@ def test_recommend_on_csv_and_arrow_datasets(server):
     ],
 )  # fmt: skip
 def test_invalid_requests_fail_with_field_violations(server, request_, field, reason):
-    code, found = _error(server.stub.Recommend, request_, timeout=60)
+    code, found = rpc_error(server.stub.Recommend, request_, timeout=60)
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert field in found["fields"], found
     assert found["reason"] == reason
@@ -157,12 +151,12 @@ def test_invalid_requests_fail_with_field_violations(server, request_, field, re
 def test_garbage_bytes_are_invalid_argument_not_unknown(server):
     raw = server.channel.unary_unary("/lossadvisor.v1.LossAdvisor/Recommend",
                                      request_serializer=lambda b: b, response_deserializer=lambda b: b)  # fmt: skip
-    code, found = _error(raw, b"\xff\xff\xff\xff\x0f garbage", timeout=10)
+    code, found = rpc_error(raw, b"\xff\xff\xff\xff\x0f garbage", timeout=10)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and found["reason"] == "MALFORMED_REQUEST"
 
 
 def test_a_deadline_shorter_than_the_work(server):
-    code, found = _error(server.stub.Recommend, pb.RecommendRequest(task=TASK), timeout=1.0)
+    code, found = rpc_error(server.stub.Recommend, pb.RecommendRequest(task=TASK), timeout=1.0)
     assert code == grpc.StatusCode.DEADLINE_EXCEEDED and found["reason"] == "DEADLINE_TOO_SHORT"
     # A longer deadline than trials need, but shorter than the budget asked for: the budget shrinks to fit.
     long_budget = pb.Options(epochs=1000, repeats=2, max_rows=500, budget_s=300)
@@ -205,7 +199,7 @@ def test_burst_above_admission_is_shed_while_health_stays_serving(server):
         assert wait_until(lambda: not _admitted(server), timeout=10)
         codes = []
         for _ in range(4):
-            code, found = _error(
+            code, found = rpc_error(
                 server.stub.Recommend, pb.RecommendRequest(task=TASK, options=QUICK), timeout=30
             )
             codes.append(code)
@@ -241,7 +235,7 @@ def test_sigterm_lets_the_call_finish_and_refuses_new_ones():
         fresh = grpc.insecure_channel(server.address)
         answer = health_pb2_grpc.HealthStub(fresh).Check(health_pb2.HealthCheckRequest(), timeout=3)
         assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
-        code, found = _error(advisor_stub(fresh).Recommend, pb.RecommendRequest(task=TASK), timeout=10)
+        code, found = rpc_error(advisor_stub(fresh).Recommend, pb.RecommendRequest(task=TASK), timeout=10)
         assert code == grpc.StatusCode.UNAVAILABLE and found["reason"] == "DRAINING" and found["retry_s"] > 0
         fresh.close()
         caller.join(60)
@@ -255,10 +249,10 @@ def test_sigterm_lets_the_call_finish_and_refuses_new_ones():
 def test_bearer_token_auth_on_and_off():
     server = ServerProcess("--workers", "1", "--token", "s3cret")
     try:
-        code, _ = _error(server.stub.ListLosses, pb.ListLossesRequest(), timeout=10)
+        code, _ = rpc_error(server.stub.ListLosses, pb.ListLossesRequest(), timeout=10)
         assert code == grpc.StatusCode.UNAUTHENTICATED
         wrong = (("authorization", "Bearer nope"),)
-        code, _ = _error(server.stub.ListLosses, pb.ListLossesRequest(), timeout=10, metadata=wrong)
+        code, _ = rpc_error(server.stub.ListLosses, pb.ListLossesRequest(), timeout=10, metadata=wrong)
         assert code == grpc.StatusCode.UNAUTHENTICATED
         good = (("authorization", "Bearer s3cret"),)
         assert server.stub.ListLosses(pb.ListLossesRequest(), timeout=10, metadata=good).losses
@@ -269,7 +263,7 @@ def test_bearer_token_auth_on_and_off():
         listing = [reflection_pb2.ServerReflectionRequest(list_services="")]
         for service in ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"):
             # Reflection v1 is guarded like v1alpha.
-            code, _ = _error(reflect, server.channel, service, listing)
+            code, _ = rpc_error(reflect, server.channel, service, listing)
             assert code == grpc.StatusCode.UNAUTHENTICATED, service
             answer = reflect(server.channel, service, listing, metadata=good)[0]
             assert "lossadvisor.v1.LossAdvisor" in {s.name for s in answer.list_services_response.service}
@@ -379,7 +373,7 @@ def test_tls_with_a_self_signed_certificate(tmp_path):
     try:
         with AdvisorClient(server.address, root_certificates=cert.read_bytes(), timeout=10) as client:
             assert client.validate_spec({"loss": "l1"}).loss == "l1"
-        code, _ = _error(server.stub.ListLosses, pb.ListLossesRequest(), timeout=5)  # plaintext is refused
+        code, _ = rpc_error(server.stub.ListLosses, pb.ListLossesRequest(), timeout=5)  # plaintext is refused
         assert code == grpc.StatusCode.UNAVAILABLE
     finally:
         server.stop()
@@ -396,7 +390,7 @@ def test_a_dataset_with_stated_traits(server):
 
 
 def test_a_100_kb_option_string_gets_a_short_invalid_argument_not_resource_exhausted(server):
-    code, found = _error(server.stub.Recommend, pb.RecommendRequest(task=TASK, options=pb.Options(
+    code, found = rpc_error(server.stub.Recommend, pb.RecommendRequest(task=TASK, options=pb.Options(
         device="cuda" * 25_000)), timeout=30)  # fmt: skip
     assert code == grpc.StatusCode.INVALID_ARGUMENT and found["reason"] == "INVALID_OPTIONS"
     assert len(found["fields"]["options.device"]) <= 500
@@ -494,7 +488,7 @@ def test_a_deadline_during_profiling_kills_the_stuck_worker_and_frees_its_slot()
         assert wait_until(lambda: len(_worker_pids(server)) >= 2, timeout=30)  # manager and the warm worker
         before = _worker_pids(server)
         request = pb.RecommendRequest(dataset=pb.Dataset(csv=wide, target_columns=["y"]), options=QUICK)
-        code, _ = _error(server.stub.Recommend, request, timeout=4.0)
+        code, _ = rpc_error(server.stub.Recommend, request, timeout=4.0)
         assert code == grpc.StatusCode.DEADLINE_EXCEEDED
         assert wait_until(lambda: _admitted(server), timeout=60)
         assert before - _worker_pids(server), "the stuck worker was killed"
