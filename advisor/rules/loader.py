@@ -240,9 +240,9 @@ def _expanded_size_exceeds(root: yaml.Node, limit: int) -> bool:
 
 @functools.lru_cache(maxsize=256)
 def _load_file(path: str, modified: float, builtin: bool) -> tuple[Rule, ...]:
-    text = _read_rule_file(path)
-    try:
-        root = yaml.compose(text, Loader=_Loader)
+    loader = _Loader(_read_rule_file(path))
+    try:  # parsed once: the node tree gives line numbers and the alias check, then builds the data
+        root = loader.get_single_node()
         if root is not None and _expanded_size_exceeds(root, MAX_RULE_NODES):
             raise RuleLoadError(
                 FieldViolation(
@@ -250,13 +250,15 @@ def _load_file(path: str, modified: float, builtin: bool) -> tuple[Rule, ...]:
                     f"over {MAX_RULE_NODES:,} YAML nodes once aliases are expanded (an alias bomb?)",
                 )
             )
-        data = yaml.load(text, Loader=_Loader)
+        data = None if root is None else loader.construct_document(root)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
         raise RuleLoadError(
             FieldViolation(f"{path}:{line}", f"invalid YAML: {getattr(exc, 'problem', exc)}")
         ) from None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
         raise RuleLoadError(FieldViolation(f"{path}:1", "a rule file is a mapping with a 'rules:' list"))
     return tuple(_collect(enumerate(data["rules"]), root, path, builtin))
