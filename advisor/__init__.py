@@ -14,9 +14,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from advisor.errors import AdvisorError, FieldViolation, LossInputError, SpecError
+from advisor.errors import AdvisorError, FieldViolation, LossInputError, SpecError, WorkerLostError
 
 if TYPE_CHECKING:
+    from advisor.batch import recommend_many
     from advisor.core import recommend
     from advisor.losses import (
         CatalogLoss,
@@ -46,6 +47,7 @@ _EXPORTS = {
     "advisor.profiling": ("ProfileError", "profile"),
     "advisor.rules": ("candidates",),
     "advisor.core": ("recommend",),
+    "advisor.batch": ("recommend_many",),
     "advisor.recommendation": ("LossChoice", "Recommendation"),
     "advisor.recipes": ("Recipe", "RecipeError", "apply_recipe"),
 }  # fmt: skip
@@ -75,6 +77,7 @@ __all__ = [  # noqa: RUF022 (grouped by topic)
     "FieldViolation",
     "LossInputError",
     "SpecError",
+    "WorkerLostError",
     "__version__",
     "CatalogLoss",
     "LossParams",
@@ -93,6 +96,7 @@ __all__ = [  # noqa: RUF022 (grouped by topic)
     "profile",
     "candidates",
     "recommend",
+    "recommend_many",
     "Recommendation",
     "LossChoice",
     "Recipe",

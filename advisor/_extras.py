@@ -1,7 +1,8 @@
 """Optional dependencies: which extra brings a module, and the error that names the extra to install.
 
 The base install (the catalog, ``recommend()``, ``advisor-cli``) needs none of them; ``pip install
-'loss-advisor[server]'`` brings the gRPC service and client, ``[report]`` the report's charts.
+'loss-advisor[server]'`` brings the gRPC service and client, ``[report]`` the report's charts, ``[ray]`` the
+Ray executor.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ EXTRA_MODULES = {
     "server": ("grpc", "grpc_status", "grpc_health", "grpc_reflection", "google", "prometheus_client",
                "pyarrow"),
     "report": ("matplotlib",),
+    "ray": ("ray",),
 }  # fmt: skip
 
 

@@ -23,7 +23,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from advisor._extras import MissingExtraError, extra_of, requires_extra
-from advisor.errors import AdvisorError, FieldViolation, SpecError
+from advisor.errors import AdvisorError, FieldViolation, SpecError, WorkerLostError
 from advisor.trials.protocols import DEFAULT_BUDGET_S, DEFAULT_EPOCHS
 
 
@@ -449,12 +449,28 @@ def recommend_command(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Compute afresh; read and store nothing in the result cache.")
     ] = False,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor", help="Where trials run: local (this process) or ray (each head as a Ray task)."
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="Ray cluster to join (auto, or ray://HOST:10001; default: RAY_ADDRESS, else a local one).",
+        ),
+    ] = None,
 ) -> None:
     """Recommend configured losses for a CSV (or a task description), proven by quick trial fits."""
     if (data is None) == (task_json is None):
         raise UsageError(FieldViolation("data", "give a CSV file or --task-json, not both or neither"))
     if server and rules:
         raise UsageError(FieldViolation("rules", "--rules folders are local; the service uses its own rules"))
+    if server and (executor != "local" or ray_address):
+        raise UsageError(FieldViolation("executor", "--executor and --ray-address are local; the service "
+                                        "runs trials on its own executor (serve --executor)"))  # fmt: skip
     if cache is not None and (no_cache or server):
         raise UsageError(FieldViolation("cache", "--cache PATH is local and excludes --no-cache and --server "
                                         "(the service uses its own cache; --no-cache skips it)"))  # fmt: skip
@@ -478,7 +494,8 @@ def recommend_command(
         else:
             from advisor.core import recommend
 
-            result = recommend(source, **options, rule_dirs=rules, progress=on_progress, cancel=stop.is_set)
+            result = recommend(source, **options, rule_dirs=rules, progress=on_progress, cancel=stop.is_set,
+                               executor=executor, ray_address=ray_address)  # fmt: skip
     if out is not None:
         try:
             choices = {name: choice.model_dump(mode="json") for name, choice in result.choices().items()}
@@ -577,6 +594,8 @@ SERVE_ENV = {
     "grace": "LOSS_ADVISOR_GRACE_S",
     "max-connection-age": "LOSS_ADVISOR_MAX_CONNECTION_AGE_S",
     "cache": "LOSS_ADVISOR_CACHE",
+    "executor": "LOSS_ADVISOR_EXECUTOR",
+    "ray-address": "LOSS_ADVISOR_RAY_ADDRESS",
 }
 SERVE_EPILOG = "Each option also reads an environment variable (the command line wins): " + ", ".join(
     f"{variable} (--{option})" for option, variable in SERVE_ENV.items()
@@ -630,6 +649,14 @@ def serve_command(
         ),
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Serve without a result cache.")] = False,
+    executor: Annotated[
+        str,
+        _env_option("executor", "Where the workers' calls run trials: local, or ray (heads as Ray tasks)."),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        _env_option("ray-address", "Ray cluster to join (auto, ray://HOST:10001; default: a local one)."),
+    ] = None,
 ) -> None:
     """Serve the LossAdvisor gRPC API (with health, reflection and optional metrics) until SIGTERM."""
     import asyncio
@@ -642,7 +669,8 @@ def serve_command(
     config = ServerConfig(host=host, port=port, workers=workers, max_message_mb=max_message_mb,
                           dataset_limit_mb=dataset_limit_mb, token=token, tls_cert=tls_cert, tls_key=tls_key,
                           metrics_port=metrics_port, grace_s=grace, max_connection_age_s=max_connection_age,
-                          cache=False if no_cache else cache or True)  # fmt: skip
+                          cache=False if no_cache else cache or True, executor=executor,
+                          ray_address=ray_address)  # fmt: skip
 
     def ready(bound: int) -> None:
         print(f"listening on {host}:{bound}", flush=True)
@@ -694,6 +722,9 @@ def main() -> None:
         missing = exc if isinstance(exc, MissingExtraError) else MissingExtraError("this command", extra)
         typer.echo(f"error: {missing} (no module named {exc.name!r})", err=True)
         sys.exit(2)
+    except WorkerLostError as exc:  # not the user's input: exit 1, as for a service error
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside trials
         typer.echo("Interrupted.", err=True)
         sys.exit(130)

@@ -86,6 +86,9 @@ class ServiceError(AdvisorError):
         super().__init__(violations)
         self.code = code
 
+    def __reduce__(self) -> tuple[type, tuple[grpc.StatusCode, list[FieldViolation]]]:
+        return (type(self), (self.code, self.violations))
+
 
 def _service_error(error: grpc.RpcError) -> ServiceError:
     status = rpc_status.from_call(error)

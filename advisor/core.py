@@ -9,7 +9,7 @@ import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,8 @@ from advisor.rules.engine import MULTI_TASK_HEAD
 from advisor.spec import violations_from_pydantic
 from advisor.task import Head, TaskDescription, TaskError, parse_task
 from advisor.trials.data import TrialData, prepare, synthetic_data
-from advisor.trials.evidence import TrialOptions, evaluate_head
+from advisor.trials.evidence import HeadEvidence, TrialOptions
+from advisor.trials.executors import HeadJob, TrialExecutor, executor_for
 from advisor.trials.protocols import (
     DEFAULT_BUDGET_S,
     DEFAULT_EPOCHS,
@@ -271,6 +272,8 @@ def recommend(
     cancel: Callable[[], bool] | None = None,
     random_state: int = 0,
     cache: bool | str | Path = True,
+    executor: str | TrialExecutor = "local",
+    ray_address: str | None = None,
 ) -> Recommendation:
     """Rank configured losses for a task, proving them with quick trial fits.
 
@@ -324,6 +327,13 @@ def recommend(
         the same data content, task, options, rule files and version as a stored one is answered from it in
         milliseconds, with ``result.cache.hit`` and the original ``created_at``. Results whose trials were
         cancelled or cut by the time cap are not stored; calls without trials do not use the cache.
+    executor : {"local", "ray"} or executor object
+        Where trials run (:mod:`advisor.trials.executors`): ``local`` in this process, one head after another;
+        ``ray`` each head as a Ray task, all at once (``pip install 'loss-advisor[ray]'``). Both compute the
+        same evidence for the same inputs and seeds.
+    ray_address : str, optional
+        The Ray cluster to join when this process is not connected yet (``ray.init(address=...)``): None
+        starts a local instance or joins ``RAY_ADDRESS``, ``"auto"`` the cluster on this machine.
 
     Returns
     -------
@@ -337,7 +347,11 @@ def recommend(
     arguments = {"target": target, "task": task, "metric": metric, "traits": traits, "training": training,
                  "repeats": repeats, "epochs": epochs, "budget_s": budget_s, "race": race, "max_rows": max_rows,
                  "device": device, "trials": trials, "rule_dirs": rule_dirs, "random_state": random_state}  # fmt: skip
-    compute = functools.partial(_recommend, data_or_task, **arguments, progress=progress, cancel=cancel)
+    # The executor is not part of the cache key: every executor computes the same result.
+    run_on = executor_for(executor, ray_address)
+    compute = functools.partial(
+        _recommend, data_or_task, **arguments, progress=progress, cancel=cancel, run_on=run_on
+    )
     store = ResultCache.open(cache) if trials else None  # rules alone take less than a cache look-up
     if store is None:
         return compute()
@@ -354,6 +368,7 @@ def _recommend(
     training: Training | Mapping[str, Any] | None, repeats: int | None, epochs: int, budget_s: float, race: bool,
     max_rows: int, device: str, trials: bool, rule_dirs: Sequence[str | Path] | None,
     progress: Callable[[HeadProgress], None] | None, cancel: Callable[[], bool] | None, random_state: int,
+    run_on: TrialExecutor,
 ) -> Recommendation:  # fmt: skip
     """:func:`recommend` without the result cache."""
     started = time.perf_counter()
@@ -380,47 +395,26 @@ def _recommend(
         protocols=protocols_for(stated),
         race=race,
     )
-    heads: list[HeadResult] = []
-    cancelled = False
-    for head in description.heads:
-        head_candidates = [c for c in found if c.head == head.name]
-        higher = HIGHER_IS_BETTER[head.metric]
-        if not trials or cancelled or not head_candidates:
-            ranked = _ranked(head_candidates, None, head, higher)
-            heads.append(
-                HeadResult(
-                    head=head.name,
-                    type=head.type,
-                    metric=head.metric,
-                    higher_is_better=higher,
-                    candidates=ranked,
-                    verdict=verdict(ranked, head.metric, higher),
-                    caveats=caveats("rules", None, options.epochs),
-                    explanation=explanation(head.name, ranked, "rules", None),
-                    evidence_source="rules",
-                )
-            )
-            continue
-        mark = time.perf_counter()
-        data = _trial_data(head, description, real, max_rows, random_state)
-        remaining = max(budget_s - (time.perf_counter() - started) + timings["load"], 1.0)
-        head_options = replace(options, budget_s=remaining / (len(description.heads) - len(heads)))
-        on_epoch = None if progress is None else (lambda p, name=head.name: progress(HeadProgress(name, p)))
-        measured = evaluate_head(head_candidates, data, head_options, progress=on_epoch, cancel=cancel)
-        ranked = _ranked(head_candidates, measured.evidence, head, higher)
-        source = "synthetic" if data.synthetic else "data"
-        heads.append(HeadResult(
-            head=head.name, type=head.type, metric=head.metric, higher_is_better=higher, candidates=ranked,
-            verdict=verdict(ranked, head.metric, higher), caveats=caveats(source, measured, options.epochs),
-            explanation=explanation(head.name, ranked, source, measured), evidence_source=source,
-            stopped_by=measured.stopped_by, epochs_completed=measured.epochs_completed,
-            trial_seconds=round(measured.elapsed_s, 3), train_rows=measured.train_rows,
-            score_rows=measured.score_rows, repeats=measured.repeats,
-            protocols=[p.describe(options.epochs) for p in options.protocols],
-            member_epochs=measured.member_epochs, cut_short=measured.cut_short,
-        ))  # fmt: skip
-        timings[f"trials:{head.name}"] = time.perf_counter() - mark
-        cancelled = measured.stopped_by == "cancelled"
+    mark = time.perf_counter()
+    jobs = [
+        HeadJob(head.name, [c for c in found if c.head == head.name],
+                _trial_data(head, description, real, max_rows, random_state), options)
+        for head in description.heads
+        if trials and any(c.head == head.name for c in found)
+    ]  # fmt: skip
+    timings["data"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    on_epoch = None if progress is None else (lambda name, p: progress(HeadProgress(name, p)))
+    trial_budget = max(budget_s - (time.perf_counter() - started) + timings["load"], 1.0)
+    measured_by_head = dict(
+        zip([job.head for job in jobs], run_on.evaluate(jobs, trial_budget, progress=on_epoch, cancel=cancel),
+            strict=True)
+    )  # fmt: skip
+    timings["trials"] = time.perf_counter() - mark
+    heads = [
+        _head_result(head, found, measured_by_head.get(head.name), options) for head in description.heads
+    ]
+    cancelled = any(h.stopped_by == "cancelled" for h in heads)
     notes = list(description.notes)
     if any(h.cut_short for h in heads):
         notes.append(
@@ -434,7 +428,7 @@ def _recommend(
             "it); train the same way, especially with a variance output (gaussian_nll, beta_nll)."
         )
     if cancelled:
-        notes.append("Trials were cancelled; heads after the cancelled one are ranked by rules alone.")
+        notes.append("Trials were cancelled; heads whose trials had not started are ranked by rules alone.")
     multi = _multi_task(description, heads, found)
     if multi:
         notes.append("multi_task specs combine each head's winner; trial fits train the heads separately.")
@@ -458,6 +452,33 @@ def _recommend(
         timings={k: round(v, 4) for k, v in timings.items()},
         notes=notes,
     )
+
+
+def _head_result(
+    head: Head, found: list[Candidate], measured: HeadEvidence | None, options: TrialOptions
+) -> HeadResult:
+    """One head's ranking: by its trials' evidence, or by rule priors when it had no trials."""
+    head_candidates = [c for c in found if c.head == head.name]
+    higher = HIGHER_IS_BETTER[head.metric]
+    if measured is None:
+        ranked = _ranked(head_candidates, None, head, higher)
+        return HeadResult(
+            head=head.name, type=head.type, metric=head.metric, higher_is_better=higher, candidates=ranked,
+            verdict=verdict(ranked, head.metric, higher), caveats=caveats("rules", None, options.epochs),
+            explanation=explanation(head.name, ranked, "rules", None), evidence_source="rules",
+        )  # fmt: skip
+    ranked = _ranked(head_candidates, measured.evidence, head, higher)
+    source = "synthetic" if measured.synthetic else "data"
+    return HeadResult(
+        head=head.name, type=head.type, metric=head.metric, higher_is_better=higher, candidates=ranked,
+        verdict=verdict(ranked, head.metric, higher), caveats=caveats(source, measured, options.epochs),
+        explanation=explanation(head.name, ranked, source, measured), evidence_source=source,
+        stopped_by=measured.stopped_by, epochs_completed=measured.epochs_completed,
+        trial_seconds=round(measured.elapsed_s, 3), train_rows=measured.train_rows,
+        score_rows=measured.score_rows, repeats=measured.repeats,
+        protocols=[p.describe(options.epochs) for p in options.protocols],
+        member_epochs=measured.member_epochs, cut_short=measured.cut_short,
+    )  # fmt: skip
 
 
 def _trial_data(

@@ -1,4 +1,4 @@
-"""The errors Loss Advisor raises on bad input.
+"""The errors Loss Advisor raises: on bad input, and when a worker running trials dies.
 
 Every error is a ``ValueError`` subclass so callers that only know the standard library still catch it, and
 each carries machine-readable field violations that the gRPC face turns into ``BadRequest`` details.
@@ -41,6 +41,10 @@ class AdvisorError(ValueError):
         self.violations: list[FieldViolation] = violations
         super().__init__("; ".join(str(v) for v in violations))
 
+    def __reduce__(self) -> tuple[type, tuple[list[FieldViolation]]]:
+        # Pickled with its violations (a worker process hands errors back): the default keeps only the message.
+        return (type(self), (self.violations,))
+
 
 class SpecError(AdvisorError):
     """A loss spec that cannot be built: unknown loss, unknown or invalid parameter, malformed JSON."""
@@ -48,3 +52,8 @@ class SpecError(AdvisorError):
 
 class LossInputError(AdvisorError):
     """Tensors passed to a loss whose shapes or values do not fit its documented input and target formats."""
+
+
+class WorkerLostError(RuntimeError):
+    """The process running a call's trial work died (killed, out of memory, a lost Ray node): that call's work
+    is lost and it can be retried; other calls are unaffected. Not an input error."""

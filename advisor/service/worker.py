@@ -7,37 +7,29 @@ exceptions, and progress goes through a queue the servicer drains.
 from __future__ import annotations
 
 import io
-import time
-from collections.abc import Callable
 from typing import Any
 
-from advisor.errors import AdvisorError, FieldViolation
+from advisor.errors import AdvisorError, FieldViolation, WorkerLostError
+from advisor.trials.executors import throttled
 
 # How often the trainer's cancel check asks the manager process (each ask is an IPC round trip).
 CANCEL_POLL_S = 0.05
+# Where this worker's calls run their trials (``advisor-cli serve --executor``), set by :func:`initialize`.
+_EXECUTOR: dict[str, Any] = {}
 
 
-def initialize() -> None:
-    """Import the heavy modules once per worker, so calls do not pay for torch and scikit-learn."""
+def initialize(executor: str = "local", ray_address: str | None = None) -> None:
+    """Import the heavy modules once per worker, so calls do not pay for torch and scikit-learn, and keep the
+    server's executor for this worker's calls."""
     import advisor.core
     import advisor.profiling  # noqa: F401
+
+    _EXECUTOR.update(executor=executor, ray_address=ray_address)
 
 
 def warm() -> bool:
     """A no-op task that makes the pool start its processes at server start."""
     return True
-
-
-def _throttled(is_set: Callable[[], bool]) -> Callable[[], bool]:
-    last = [0.0, False]
-
-    def check() -> bool:
-        now = time.monotonic()
-        if not last[1] and now - last[0] >= CANCEL_POLL_S:
-            last[0], last[1] = now, bool(is_set())
-        return bool(last[1])
-
-    return check
 
 
 def _source(dataset: dict[str, Any]) -> Any:
@@ -57,7 +49,8 @@ def _source(dataset: dict[str, Any]) -> Any:
 
 
 def run(payload: dict[str, Any], cancel: Any, progress: Any) -> dict[str, Any]:
-    """Run ``recommend()`` for a call; returns ``{"result": json}`` or ``{"violations": [...], "kind": ...}``."""
+    """Run ``recommend()`` for a call; returns ``{"result": json}``, ``{"violations": [...], "kind": ...}``, or
+    ``{"lost": message}`` when a Ray worker running its trials died."""
     from advisor.core import recommend
 
     def report(event: Any) -> None:
@@ -75,9 +68,12 @@ def run(payload: dict[str, Any], cancel: Any, progress: Any) -> dict[str, Any]:
         # options["cache"] is the server's cache file (or False): recommend() opens it here, in this process,
         # one connection per look-up or store, so no connection crosses a process boundary.
         result = recommend(
-            source, **extra, **payload["options"], progress=report, cancel=_throttled(cancel.is_set)
-        )
+            source, **extra, **payload["options"], **_EXECUTOR, progress=report,
+            cancel=throttled(cancel.is_set, CANCEL_POLL_S),
+        )  # fmt: skip
         return {"result": result.model_dump_json()}
+    except WorkerLostError as exc:  # a Ray worker died: the servicer answers UNAVAILABLE, as for its own
+        return {"lost": str(exc)}
     except AdvisorError as exc:
         return {"kind": type(exc).__name__, "violations": request_violations(exc, payload)}
 

@@ -75,6 +75,7 @@ class HeadEvidence:
     repeats: int
     member_epochs: int
     cut_short: list[str] = field(default_factory=list)
+    synthetic: bool = False  # trained on data generated to match a description, not the user's
 
 
 def default_repeats(rows: int) -> int:
@@ -371,4 +372,5 @@ def evaluate_head(
         repeats=total,
         member_epochs=member_epochs,
         cut_short=[candidate_name(candidates[i].spec, candidates[i].post_hoc) for i in cut_short],
+        synthetic=data.synthetic,
     )

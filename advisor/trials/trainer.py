@@ -140,8 +140,18 @@ def conv_factory(dims: int, in_channels: int, config: TrainConfig, *, residual: 
     )
 
 
-def configure_cpu_runtime() -> int:
-    """Set torch's thread count for this machine and pin glibc's malloc thresholds; returns the threads.
+def available_cpus() -> int:
+    """CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+_CONFIGURED: list[int] = []  # the thread count a caller set explicitly for this process
+
+
+def configure_cpu_runtime(threads: int | None = None) -> int:
+    """Set torch's thread count (``threads``, or one for this machine) and pin glibc's malloc thresholds;
+    returns the threads. A count set explicitly (a worker of :func:`advisor.batch.recommend_many`, a Ray task)
+    holds for the process: later calls without one keep it.
 
     The count depends on the machine alone, never on its load, so the same input gives the same numbers
     whatever else runs. Two cores get one thread: both threads of a shared two-core machine collapse when
@@ -149,8 +159,13 @@ def configure_cpu_runtime() -> int:
     an idle one. Larger machines get half their cores, at most 4. Without pinned thresholds glibc returns
     memory to the OS every step (millions of page faults, a 2x slowdown measured on 100k-row trials).
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    threads = 1 if cores <= 2 else min(4, cores // 2)
+    if threads is not None:
+        _CONFIGURED[:] = [threads]
+    elif _CONFIGURED:
+        threads = _CONFIGURED[0]
+    else:
+        cores = available_cpus()
+        threads = 1 if cores <= 2 else min(4, cores // 2)
     torch.set_num_threads(threads)
     try:
         libc = ctypes.CDLL("libc.so.6")
