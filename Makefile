@@ -45,12 +45,14 @@ catalog: $(STAMP)
 
 # The dependency floors: a second venv with every dependency at the lower bound pyproject.toml states (torch
 # excepted: the local CPU build above), and a short subset of the tests that touches each of them: pydantic
-# (specs, rules), pandas, numpy, scikit-learn and scipy (profiling), torch (trials), typer and rich (CLI),
-# matplotlib (report), grpcio, protobuf and googleapis-common-protos (service), grpcio-tools (generated code),
-# optuna (integrations). About 1 minute of tests; the first build of the venv takes a few minutes more.
+# (specs, rules), pandas, numpy, scikit-learn and scipy (profiling), pillow (segmentation images), torch
+# (trials), typer and rich (CLI), matplotlib (report), grpcio, protobuf and googleapis-common-protos (service),
+# grpcio-tools (generated code), optuna (integrations). About 1 minute of tests; the first build of the venv
+# takes a few minutes more.
 LOWEST := .venv-lowest
 LOWEST_STAMP := $(LOWEST)/.installed
 LOWEST_TESTS := tests/test_packaging.py tests/test_cache.py tests/test_spec.py tests/test_rules_engine.py tests/test_profile.py \
+	tests/test_segmentation_data.py \
 	tests/test_recommend.py tests/test_report.py tests/test_service.py::test_list_losses_and_validate_spec \
 	tests/test_service.py::test_recommend_rules_only_and_with_trials \
 	tests/test_service.py::test_recommend_on_csv_and_arrow_datasets \

@@ -62,6 +62,12 @@ def recommend_many(
     ------
     OptionsError
         An unknown job field, a job without ``data``, or bad batch options (checked before anything runs).
+
+    Notes
+    -----
+    The local pool's workers are spawned, and a spawned process imports the main module: a script that calls
+    this at top level needs the ``if __name__ == "__main__":`` guard (without it every job comes back as
+    WorkerLostError).
     """
     _check(jobs, executor, workers)
     if executor == "ray":

@@ -2,7 +2,9 @@
 
 The key (:func:`cache_key`) is a sha256 of what decides the answer: the data content (a CSV file's or file
 object's bytes; a DataFrame's ``pandas.util.hash_pandas_object`` with its column names and dtypes; arrays'
-bytes, dtype and shape; a task description's canonical JSON), the target, task, metric, traits and training
+bytes, dtype and shape; the name and bytes of every file of segmentation data given by path: folders, NumPy
+files, a manifest and the images it lists, and of audio data likewise (folders, or a manifest and the clips it
+lists); a task description's canonical JSON), the target, task, sample rate, metric, traits and training
 arguments, the trial options (repeats, epochs, max_rows, race, trials, the resolved device, random_state), the
 rule files loaded (built-in and user folders: names and contents), the rule folders named, and the versions of
 the advisor and torch. Not in it: ``progress`` and ``cancel`` (they never change a stored answer), and
@@ -89,7 +91,10 @@ def cache_path(cache: bool | str | Path) -> Path | None:
 def incomplete(result: Recommendation) -> bool:
     """Whether trials were cancelled or cut by the time cap: then the result is not the answer for its inputs
     (another run, or a larger budget, gets more evidence) and is not stored."""
-    return any(head.stopped_by in ("cancelled", "time") or head.cut_short for head in result.heads)
+    joint = result.multi_task_trials
+    return any(head.stopped_by in ("cancelled", "time") or head.cut_short for head in result.heads) or (
+        joint is not None and joint.stopped_by in ("cancelled", "time")
+    )
 
 
 class ResultCache:
@@ -153,26 +158,13 @@ class ResultCache:
         db.execute("COMMIT")
         return True
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            for statement in _SCHEMA:
-                db.execute(statement)
-            yield db
-        finally:
-            db.close()  # an open BEGIN is rolled back
-
     def _run(self, operation: Callable[..., _T], *args: Any) -> _T | None:
         """``operation(connection, *args)``; a damaged file is moved aside and the operation retried once on a
         fresh one; any other failure logs a warning and gives None."""
         for attempt in range(2):
-            inode = _inode(self.path)
+            inode = file_inode(self.path)
             try:
-                with self._connect() as db:
+                with connect(self.path, _SCHEMA) as db:
                     return operation(db, *args)
             except sqlite3.OperationalError as exc:  # locked past the timeout, read-only, disk full
                 LOG.warning("result cache %s unavailable (%s); going on without it", self.path, exc)
@@ -180,27 +172,49 @@ class ResultCache:
             except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
                 if attempt:
                     break
-                self._move_aside(inode, exc)
+                move_aside(self.path, inode, exc, "result cache")
             except OSError as exc:
                 LOG.warning("result cache %s unavailable (%s); going on without it", self.path, exc)
                 return None
         LOG.warning("result cache %s still damaged after a rebuild; going on without it", self.path)
         return None
 
-    def _move_aside(self, inode: int | None, exc: Exception) -> None:
-        """Move a damaged file to ``NAME.corrupt`` (unless another process already replaced it)."""
-        if inode is None or _inode(self.path) != inode:
-            return
-        LOG.warning("result cache %s is damaged (%s): moved to %s.corrupt, starting afresh", self.path, exc,
-                    self.path.name)  # fmt: skip
+
+# ---------------------------------------------------------------------------------------------- SQLite files
+# Shared with the service's operation store (advisor.service.operations), which keeps its file the same way.
+
+
+@contextlib.contextmanager
+def connect(path: Path, schema: Sequence[str]) -> Iterator[sqlite3.Connection]:
+    """A fresh connection to ``path`` (created with its folder when missing): WAL mode, a busy timeout,
+    autocommit (writers say BEGIN IMMEDIATE), ``schema`` applied; closed on exit."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        for statement in schema:
+            db.execute(statement)
+        yield db
+    finally:
+        db.close()  # an open BEGIN is rolled back
+
+
+def move_aside(path: Path, inode: int | None, exc: Exception, what: str) -> None:
+    """Move a damaged file to ``NAME.corrupt`` (unless another process already replaced it: ``inode`` is the
+    one the failed attempt opened), with a warning naming ``what`` it holds."""
+    if inode is None or file_inode(path) != inode:
+        return
+    LOG.warning("%s %s is damaged (%s): moved to %s.corrupt, starting afresh", what, path, exc, path.name)
+    with contextlib.suppress(OSError):
+        os.replace(path, path.with_name(path.name + ".corrupt"))
+    for suffix in ("-wal", "-shm"):
         with contextlib.suppress(OSError):
-            os.replace(self.path, self.path.with_name(self.path.name + ".corrupt"))
-        for suffix in ("-wal", "-shm"):
-            with contextlib.suppress(OSError):
-                self.path.with_name(self.path.name + suffix).unlink()
+            path.with_name(path.name + suffix).unlink()
 
 
-def _inode(path: Path) -> int | None:
+def file_inode(path: Path) -> int | None:
+    """The inode of ``path``, or None when it is missing."""
     try:
         return path.stat().st_ino
     except OSError:
@@ -259,6 +273,11 @@ def _description_digest(task: Any) -> str:
 def _data_digest(data: Any) -> str | None:
     """sha256 of the rows the advisor reads (see :func:`cache_key`)."""
     digest = hashlib.sha256()
+    files = _source_files(data)
+    if files is not None:  # images and masks, or audio clips: every file's name and bytes
+        for path in files:
+            digest.update(f"{path.name}\0{_file_digest(str(path), *_stamp(path))}\0".encode())
+        return "files:" + digest.hexdigest()
     if isinstance(data, str | Path):
         with Path(data).open("rb") as handle:
             for chunk in iter(lambda: handle.read(_CHUNK), b""):
@@ -295,6 +314,37 @@ def _data_digest(data: Any) -> str | None:
         else:
             digest.update(np.ascontiguousarray(array).tobytes())
     return f"{kind}:{digest.hexdigest()}"
+
+
+def _source_files(data: Any) -> list[Path] | None:
+    """The files of a path-based segmentation source (folders, .npz / .npy files, a manifest CSV) or audio source
+    (folders, a manifest CSV), or None.
+
+    Cheap checks first, so that a plain CSV's cache hit does not import the profiler (and pandas): only a
+    folder, a NumPy file, a pair of paths or a CSV whose header names image and mask (or input and target) is
+    asked about.
+    """
+    paths = list(data) if isinstance(data, tuple | list) and len(data) == 2 else [data]
+    if not all(isinstance(path, str | Path) for path in paths):
+        return None
+    if len(paths) == 1:
+        path = Path(paths[0])
+        if path.is_file() and path.suffix.lower() not in (".npz", ".npy"):
+            with path.open("rb") as handle:
+                header = handle.readline(64 * 1024).lower()
+            images = b"image" in header and b"mask" in header
+            if not images and not (b"input" in header and b"target" in header):
+                return None
+    from advisor.profiling.audio import source_files as audio_files
+    from advisor.profiling.images import source_files
+
+    found = audio_files(data)
+    return found if found is not None else source_files(data)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
 
 
 def rules_digest(rule_dirs: Sequence[str | Path] | None) -> str:

@@ -303,20 +303,56 @@ def candidates_command(
     console.print(table)
 
 
+DATA_HELP = (
+    "A CSV file; for segmentation an .npz file (arrays images and masks), a manifest CSV (columns image and "
+    "mask), or a folder of images with --masks; for audio a folder of WAV/FLAC inputs with --target-audio, or a "
+    "manifest CSV (columns input and target; --task audio if it is not detected)."
+)
+MasksOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--masks",
+        help="Segmentation: the folder of masks (PNG/TIFF, matched to the images by file name), or the masks "
+        ".npy file when DATA is the images .npy file.",
+    ),
+]
+
+
+TargetAudioOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--target-audio",
+        help="Audio: the folder of target clips (WAV/FLAC, matched to the input clips in DATA by file name).",
+    ),
+]
+
+
+def _data_source(data: str, masks: Path | None, target_audio: Path | None = None) -> str | tuple[str, str]:
+    """What the core reads: the data path, or (images, masks) or (inputs, targets) paths."""
+    if masks is not None and target_audio is not None:
+        raise UsageError(FieldViolation("target_audio", "--target-audio (audio targets) and --masks "
+                                        "(segmentation masks) exclude each other"))  # fmt: skip
+    paired = masks if target_audio is None else target_audio
+    return data if paired is None else (data, str(paired))
+
+
 @app.command("profile")
 def profile_command(
-    data: Annotated[Path, typer.Argument(help="A CSV file.")],
+    data: Annotated[Path, typer.Argument(help=DATA_HELP)],
+    masks: MasksOption = None,
+    target_audio: TargetAudioOption = None,
     target: Annotated[
         list[str] | None, typer.Option("--target", help="Target column (repeatable); inferred when obvious.")
     ] = None,
     task: Annotated[str | None, typer.Option("--task", help="Force the head type, e.g. ordinal.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the TaskDescription as JSON.")] = False,
 ) -> None:
-    """Profile a CSV file and print the task description inferred from it."""
+    """Profile a CSV file (or images and masks, or audio clips and their targets) and print the task
+    description inferred from it."""
     from advisor.profiling import profile
 
     targets = target[0] if target and len(target) == 1 else target
-    description = profile(str(data), target=targets, task=task)
+    description = profile(_data_source(str(data), masks, target_audio), target=targets, task=task)
     if as_json:
         typer.echo(description.model_dump_json(indent=2, exclude_none=True))
         return
@@ -385,7 +421,9 @@ def doctor_command(
 
 @app.command("recommend")
 def recommend_command(
-    data: Annotated[str | None, typer.Argument(help="A CSV file (or use --task-json).")] = None,
+    data: Annotated[str | None, typer.Argument(help=DATA_HELP + " Or use --task-json.")] = None,
+    masks: MasksOption = None,
+    target_audio: TargetAudioOption = None,
     target: Annotated[list[str] | None, typer.Option("--target", help="Target column (repeatable).")] = None,
     task: Annotated[str | None, typer.Option("--task", help="Force the head type, e.g. ordinal.")] = None,
     task_json: Annotated[
@@ -463,9 +501,16 @@ def recommend_command(
         ),
     ] = None,
 ) -> None:
-    """Recommend configured losses for a CSV (or a task description), proven by quick trial fits."""
+    """Recommend configured losses for a CSV, images and masks, audio clips and their targets, or a task
+    description, proven by quick trial fits."""
     if (data is None) == (task_json is None):
         raise UsageError(FieldViolation("data", "give a CSV file or --task-json, not both or neither"))
+    if masks is not None and (data is None or server):
+        raise UsageError(FieldViolation("masks", "--masks goes with DATA, the images (folder or .npy file), "
+                                        "and is local: not with --task-json or --server"))  # fmt: skip
+    if target_audio is not None and (data is None or server):
+        raise UsageError(FieldViolation("target_audio", "--target-audio goes with DATA, the folder of input "
+                                        "clips, and is local: not with --task-json or --server"))  # fmt: skip
     if server and rules:
         raise UsageError(FieldViolation("rules", "--rules folders are local; the service uses its own rules"))
     if server and (executor != "local" or ray_address):
@@ -479,7 +524,10 @@ def recommend_command(
             raise UsageError(
                 FieldViolation(name, f"no such folder: {str(path.parent)!r} (for {str(path)!r})")
             )
-    source = data if task_json is None else (sys.stdin.read() if task_json == "-" else _read_text(task_json))
+    source = (
+        _data_source(data, masks, target_audio) if data is not None
+        else sys.stdin.read() if task_json == "-" else _read_text(task_json)
+    )  # fmt: skip
     stop = CancelFlag()
     targets = target[0] if target and len(target) == 1 else target
     options = {"target": targets, "task": task, "metric": metric, "budget_s": budget, "repeats": repeats,

@@ -9,7 +9,7 @@ import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +19,21 @@ from pydantic import ValidationError
 
 from advisor.cache import ResultCache, cache_key
 from advisor.errors import AdvisorError, FieldViolation
-from advisor.explain import caveats, explanation, verdict
+from advisor.explain import caveats, explanation, multi_task_summary, multi_task_verdict, verdict
 from advisor.heads import HIGHER_IS_BETTER, METRICS_BY_HEAD
 from advisor.losses import normalize_spec
 from advisor.losses.families import LOSS_FAMILIES
 from advisor.ranking import RepeatValues, rank
 from advisor.recipes import Recipe, smoothed_priors
-from advisor.recommendation import Evidence, HeadResult, RankedCandidate, Recommendation, Settings
+from advisor.recommendation import (
+    Evidence,
+    HeadResult,
+    JointHeadReference,
+    MultiTaskTrials,
+    RankedCandidate,
+    Recommendation,
+    Settings,
+)
 from advisor.rules import Candidate, candidates_from, load_rules
 from advisor.rules.engine import MULTI_TASK_HEAD
 from advisor.spec import violations_from_pydantic
@@ -33,6 +41,15 @@ from advisor.task import Head, TaskDescription, TaskError, parse_task
 from advisor.trials.data import TrialData, prepare, synthetic_data
 from advisor.trials.evidence import HeadEvidence, TrialOptions
 from advisor.trials.executors import HeadJob, TrialExecutor, executor_for
+from advisor.trials.multitask import (
+    COMBINED_FORMULA,
+    SCHEMES,
+    JointEvidence,
+    JointHead,
+    JointTrialsUnavailable,
+    evaluate_joint,
+    joint_data,
+)
 from advisor.trials.protocols import (
     DEFAULT_BUDGET_S,
     DEFAULT_EPOCHS,
@@ -237,17 +254,22 @@ def _ranked(
 
 
 def _load(
-    source: Any, target: Any, task_type: str | None, max_rows: int, random_state: int
-) -> tuple[TaskDescription, dict[str, tuple[np.ndarray, np.ndarray]] | None]:
+    source: Any, target: Any, task_type: str | None, max_rows: int, random_state: int,
+    sample_rate: int | None = None,
+) -> tuple[TaskDescription, dict[str, tuple[np.ndarray, np.ndarray]] | None]:  # fmt: skip
     """(task, real data per head or None for a description)."""
     if _is_description(source):
+        if sample_rate is not None:
+            raise OptionsError(FieldViolation("sample_rate", "goes with audio data; a description states "
+                                              "sample_rate in its audio head"))  # fmt: skip
         return parse_task(source), None
     from advisor.profiling import profile_data  # pandas and scikit-learn load only for data input
 
     if isinstance(source, str | Path) and not Path(source).exists():
         raise OptionsError(FieldViolation("data", f"no such file: {source}"))
     profiled = profile_data(
-        source, target=target, task=task_type, max_rows=max(max_rows * 5, 50_000), random_state=random_state
+        source, target=target, task=task_type, max_rows=max(max_rows * 5, 50_000), random_state=random_state,
+        sample_rate=sample_rate,
     )
     return profiled.task, {name: (profiled.features, y) for name, y in profiled.targets.items()}
 
@@ -257,6 +279,7 @@ def recommend(
     *,
     target: str | Sequence[str] | None = None,
     task: str | None = None,
+    sample_rate: int | None = None,
     metric: str | Mapping[str, str] | None = None,
     traits: Mapping[str, Mapping[str, Any]] | None = None,
     training: Training | Mapping[str, Any] | None = None,
@@ -281,11 +304,15 @@ def recommend(
     ----------
     data_or_task : TaskDescription, dict, JSON text, CSV path, DataFrame or (X, y)
         A description (trials then run on synthetic data that matches it) or the user's data (profiled, then
-        trials run on a stratified sample of it).
+        trials run on a stratified sample of it): also images and masks, or audio input and target clips
+        (see :func:`advisor.profiling.profile`).
     target : str or list of str, optional
         Target column(s) of data; inferred when there is an obvious one.
     task : str, optional
         Force the head type of profiled data (e.g. "ordinal").
+    sample_rate : int, optional
+        Audio: the sample rate in Hz of ``(inputs, targets)`` arrays (it marks arrays as audio); files state
+        their own.
     metric : str or mapping, optional
         The metric to rank by (one for every head, or per head name); each head type has a default.
     traits : mapping, optional
@@ -344,9 +371,10 @@ def recommend(
     AdvisorError
         A bad option, task description, spec or data file; each error names its field.
     """
-    arguments = {"target": target, "task": task, "metric": metric, "traits": traits, "training": training,
-                 "repeats": repeats, "epochs": epochs, "budget_s": budget_s, "race": race, "max_rows": max_rows,
-                 "device": device, "trials": trials, "rule_dirs": rule_dirs, "random_state": random_state}  # fmt: skip
+    arguments = {"target": target, "task": task, "sample_rate": sample_rate, "metric": metric, "traits": traits,
+                 "training": training, "repeats": repeats, "epochs": epochs, "budget_s": budget_s, "race": race,
+                 "max_rows": max_rows, "device": device, "trials": trials, "rule_dirs": rule_dirs,
+                 "random_state": random_state}  # fmt: skip
     # The executor is not part of the cache key: every executor computes the same result.
     run_on = executor_for(executor, ray_address)
     compute = functools.partial(
@@ -363,7 +391,7 @@ def recommend(
 
 
 def _recommend(
-    data_or_task: Any, *, target: str | Sequence[str] | None, task: str | None,
+    data_or_task: Any, *, target: str | Sequence[str] | None, task: str | None, sample_rate: int | None,
     metric: str | Mapping[str, str] | None, traits: Mapping[str, Mapping[str, Any]] | None,
     training: Training | Mapping[str, Any] | None, repeats: int | None, epochs: int, budget_s: float, race: bool,
     max_rows: int, device: str, trials: bool, rule_dirs: Sequence[str | Path] | None,
@@ -374,7 +402,7 @@ def _recommend(
     started = time.perf_counter()
     resolved_device = check_options(budget_s, repeats, epochs, max_rows, device)
     stated = check_training(training)
-    description, real = _load(data_or_task, target, task, max_rows, random_state)
+    description, real = _load(data_or_task, target, task, max_rows, random_state, sample_rate)
     description = _with_metric(_with_traits(description, traits), metric)
     if trials:
         check_trial_heads(description)
@@ -429,9 +457,16 @@ def _recommend(
         )
     if cancelled:
         notes.append("Trials were cancelled; heads whose trials had not started are ranked by rules alone.")
-    multi = _multi_task(description, heads, found)
+    mark = time.perf_counter()
+    joint_budget = budget_s - (mark - started) + timings["load"]  # what the head trials left of the cap
+    multi, multi_note, joint = _multi_task(
+        description, heads, found, real=real if trials else None, trials=trials,
+        options=replace(options, budget_s=joint_budget), max_rows=max_rows, seed=random_state, progress=progress,
+        cancel=cancel,
+    )  # fmt: skip
+    timings["multi_task"] = time.perf_counter() - mark
     if multi:
-        notes.append("multi_task specs combine each head's winner; trial fits train the heads separately.")
+        notes.append(multi_note)
     timings["total"] = time.perf_counter() - started
     settings = Settings(
         budget_s=budget_s,
@@ -448,6 +483,7 @@ def _recommend(
         task=description,
         heads=heads,
         multi_task=multi,
+        multi_task_trials=joint,
         settings=settings,
         timings={k: round(v, 4) for k, v in timings.items()},
         notes=notes,
@@ -502,26 +538,160 @@ def _trial_data(
 
 
 def _multi_task(
-    task: TaskDescription, heads: list[HeadResult], found: list[Candidate]
-) -> list[RankedCandidate]:
-    """multi_task specs over each head's best plain loss (its rule composes them; evidence is per head)."""
+    task: TaskDescription, heads: list[HeadResult], found: list[Candidate], *,
+    real: dict[str, tuple[np.ndarray, np.ndarray]] | None, trials: bool, options: TrialOptions, max_rows: int,
+    seed: int, progress: Callable[[HeadProgress], None] | None, cancel: Callable[[], bool] | None,
+) -> tuple[list[RankedCandidate], str, MultiTaskTrials | None]:  # fmt: skip
+    """multi_task specs over each head's best plain loss, the note that says how they were ranked, and the joint
+    trials' account.
+
+    With trials on data whose heads share their rows, joint trials (:mod:`advisor.trials.multitask`) train the
+    heads together under each weighting scheme, and the schemes are ranked by the combined score, their order
+    (the rules' templates first, as the rules order them) settling ties. Otherwise the rules' templates, in
+    their order, with evidence per head only.
+    """
     if len(task.heads) < 2:
-        return []
+        return [], "", None
     winners = {}
     for result in heads:
         plain = next((c for c in result.candidates if c.post_hoc is None), None)
         if plain is None:
-            return []
+            return [], "", None
         winners[result.head] = plain
     templates = [c for c in found if c.head == MULTI_TASK_HEAD]
-    ranked = []
-    for position, template in enumerate(templates):
-        params = {**template.spec.params, "heads": {n: w.spec.model_dump() for n, w in winners.items()}}
-        spec = normalize_spec({"loss": "multi_task", "params": params})
-        ranked.append(RankedCandidate(
-            rank=position + 1, head=MULTI_TASK_HEAD, spec=spec, prior=template.prior,
-            score=template.prior, tie_group=1, rule_id=template.rule_id, title=template.title,
-            rationale=template.rationale,
-            references=template.references,
-        ))  # fmt: skip
-    return ranked
+    if not templates:
+        return [], "", None
+    try:
+        if not trials:
+            raise JointTrialsUnavailable("no trials ran")
+        measured = _joint_evidence(task, heads, winners, real, options, max_rows, seed, progress, cancel)
+    except JointTrialsUnavailable as exc:
+        ranked = []
+        for position, template in enumerate(templates):
+            params = {**template.spec.params, "heads": {n: w.spec.model_dump() for n, w in winners.items()}}
+            spec = normalize_spec({"loss": "multi_task", "params": params})
+            ranked.append(RankedCandidate(
+                rank=position + 1, head=MULTI_TASK_HEAD, spec=spec, prior=template.prior,
+                score=template.prior, tie_group=1, rule_id=template.rule_id, title=template.title,
+                rationale=template.rationale,
+                references=template.references,
+            ))  # fmt: skip
+        note = (
+            f"multi_task specs combine each head's winner, in the rules' order; the heads were not trained "
+            f"together ({exc})."
+        )
+        return ranked, note, None
+    return _joint_ranking(templates, winners, measured, options)
+
+
+def _joint_evidence(
+    task: TaskDescription, heads: list[HeadResult], winners: dict[str, RankedCandidate],
+    real: dict[str, tuple[np.ndarray, np.ndarray]] | None, options: TrialOptions, max_rows: int, seed: int,
+    progress: Callable[[HeadProgress], None] | None, cancel: Callable[[], bool] | None,
+) -> JointEvidence:  # fmt: skip
+    """The joint trials of every weighting scheme; raises JointTrialsUnavailable with the reason they cannot
+    run."""
+    if any(h.stopped_by == "cancelled" for h in heads):
+        raise JointTrialsUnavailable("the trials were cancelled")
+    if options.budget_s <= 0:
+        raise JointTrialsUnavailable("the single-head trials spent the time cap, budget_s")
+    datas = joint_data(task, real, max_rows=max_rows, seed=seed)
+    single = {
+        n: w.evidence.mean
+        for n, w in winners.items()
+        if w.evidence is not None and w.evidence.mean is not None
+    }
+    unmeasured = [n for n in winners if n not in single]
+    if unmeasured:
+        raise JointTrialsUnavailable(f"no single-head result for the winner of {', '.join(unmeasured)}")
+    joint = [JointHead(data, winners[data.head.name].spec, single[data.head.name]) for data in datas]
+    on_epoch = None if progress is None else (lambda p: progress(HeadProgress(MULTI_TASK_HEAD, p)))
+    return evaluate_joint(joint, options, progress=on_epoch, cancel=cancel)
+
+
+def _joint_ranking(
+    templates: list[Candidate],
+    winners: dict[str, RankedCandidate],
+    measured: JointEvidence,
+    options: TrialOptions,
+) -> tuple[list[RankedCandidate], str, MultiTaskTrials]:
+    """The schemes ranked by their combined score, each with its evidence and the head it favours."""
+    heads = {n: w.spec.model_dump() for n, w in winners.items()}
+    by_scheme = {t.spec.params["weighting"]["scheme"]: t for t in templates}
+    prior = min(t.prior for t in templates)
+    found = []
+    for scheme, weighting in zip(measured.schemes, measured.weightings, strict=True):
+        template = None if scheme.inverse_initial else by_scheme.get(scheme.weighting["scheme"])
+        spec = normalize_spec({"loss": "multi_task", "params": {"heads": heads, "weighting": weighting}})
+        if template is not None:
+            found.append(template.model_copy(update={"spec": spec}))
+        else:
+            found.append(Candidate(
+                head=MULTI_TASK_HEAD, spec=spec, prior=prior, rule_id=f"multi-task-{scheme.name.replace('_', '-')}",
+                title=scheme.title, rationale=scheme.rationale, references=list(scheme.references),
+            ))  # fmt: skip
+    values = [
+        RepeatValues(tuple(math.nan if v is None else v for v in e.per_repeat), True)
+        for e in measured.evidence
+    ]
+    # Ties go to the earlier scheme: the rules' templates in their order, then the derived schemes.
+    order, groups, scores = rank(values, [-float(i) for i in range(len(found))])
+    labels = {c.rule_id: s.label for c, s in zip(found, measured.schemes, strict=True)}
+    ranked = [
+        RankedCandidate(
+            rank=position + 1, head=MULTI_TASK_HEAD, spec=found[i].spec, prior=found[i].prior,
+            score=round(scores[i], 6), tie_group=groups[i], rule_id=found[i].rule_id, title=found[i].title,
+            rationale=found[i].rationale, references=found[i].references, evidence=measured.evidence[i],
+        )
+        for position, i in enumerate(order)
+    ]  # fmt: skip
+    # Static equal weights are the baseline every other scheme is compared with (Kurin et al. 2022).
+    baseline_id = next(
+        (c.rule_id for c, s in zip(found, measured.schemes, strict=True) if s is SCHEMES[0]), None
+    )
+    baseline = next((c for c in ranked if c.rule_id == baseline_id), None)
+    ranked = [
+        c.model_copy(update={"summary": multi_task_summary(labels[c.rule_id], c, SCHEMES[0].label, baseline)})
+        for c in ranked
+    ]
+    baseline = next((c for c in ranked if c.rule_id == baseline_id), None)
+    note = (
+        f"The heads were trained together: joint trials trained a shared-trunk model per weighting scheme "
+        f"({', '.join(s.label for s in measured.schemes)}) on {measured.repeats} paired repeats of "
+        f"{measured.train_rows} training rows; the schemes are ranked by the combined score (the mean over heads "
+        "of (m - c) / (b - c), m the head's metric, c its chance level, b its winner's single-head result: 1 is "
+        "as good as each head alone, 0 chance)."
+    )
+    if measured.stopped_by in ("time", "cancelled"):
+        cause = "the time cap (budget_s) bound" if measured.stopped_by == "time" else "they were cancelled"
+        note += (
+            f" The joint trials stopped after {measured.epochs_completed} of {options.epochs} epochs because "
+            f"{cause}: their evidence is partial."
+        )
+    if measured.skipped:
+        note += f" Not run: {'; '.join(measured.skipped)}."
+    trials = MultiTaskTrials(
+        verdict=multi_task_verdict(ranked, labels, baseline),
+        combined=COMBINED_FORMULA,
+        heads=[
+            JointHeadReference(
+                head=r.head,
+                metric=r.metric,
+                higher_is_better=HIGHER_IS_BETTER[r.metric],
+                chance=r.chance,
+                single_head=r.single_head,
+                in_combined=r.counted,
+            )
+            for r in measured.references
+        ],
+        stopped_by=measured.stopped_by,
+        epochs_completed=measured.epochs_completed,
+        trial_seconds=round(measured.elapsed_s, 3),
+        train_rows=measured.train_rows,
+        score_rows=measured.score_rows,
+        repeats=measured.repeats,
+        member_epochs=measured.member_epochs,
+        protocols=[p.describe(options.epochs) for p in options.protocols],
+        skipped=measured.skipped,
+    )
+    return ranked, note, trials

@@ -38,6 +38,10 @@ MAX_CLASSES = 10_000
 MAX_HEADS = 64
 MAX_NAME_LENGTH = 256
 MAX_SAMPLE_RATE = 768_000  # Hz: the highest rate audio interfaces offer
+# Bounds of profiled audio levels in dB: float32 rounding alone leaves a residual about 150 dB below a signal, and
+# a silent clip (or an exact match) is stated as the bound rather than as an infinite ratio.
+MAX_SNR_DB = 200.0
+MIN_DBFS, MAX_DBFS = -200.0, 200.0
 MAX_COUNT = 2**53  # counts stay exact as floats
 MAX_NOTES = 1_000
 
@@ -122,6 +126,8 @@ def _check_deviance_target(
             )
 
 
+# Per-foreground-class statistics of a segmentation head (one value per class, background left out).
+SEGMENTATION_STATISTICS = ("foreground_shares", "absent_shares", "median_object_shares", "boundary_shares")
 # The head types each statistic or trait applies to.
 STATISTIC_HEADS: dict[str, tuple[str, ...]] = {
     "class_histogram": CLASS_HEADS,
@@ -129,7 +135,15 @@ STATISTIC_HEADS: dict[str, tuple[str, ...]] = {
     "positive_rates": ("multilabel",),
     "target": ("regression", "count"),
     "foreground_shares": ("segmentation",),
+    "absent_shares": ("segmentation",),
+    "median_object_shares": ("segmentation",),
+    "boundary_shares": ("segmentation",),
     "sample_rate": ("audio",),
+    "median_duration_s": ("audio",),
+    "rms_dbfs": ("audio",),
+    "input_snr_db": ("audio",),
+    "spectral_centroid_hz": ("audio",),
+    "spectral_bandwidth_hz": ("audio",),
     "label_noise": LABEL_HEADS,
     "calibration_needed": ("binary", "multiclass", "multilabel"),
     "intervals_needed": ("regression", "count"),
@@ -167,7 +181,56 @@ class Head(_Model):
         max_length=MAX_CLASSES,
         description="Mean pixel share of each foreground class (background excluded).",
     )
+    absent_shares: list[Share] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_CLASSES,
+        description="Share of images in which each foreground class has no pixel (empty masks).",
+    )
+    median_object_shares: list[Share] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_CLASSES,
+        description="Median area of each foreground class's objects (4-connected components), as a share of "
+        "the image area (0 for a class without objects).",
+    )
+    boundary_shares: list[Share] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_CLASSES,
+        description="Share of each foreground class's pixels on its boundary (next to a pixel of another "
+        "class): 1 for lines one or two pixels wide, small for large compact objects.",
+    )
     sample_rate: int | None = Field(None, gt=0, le=MAX_SAMPLE_RATE, description="Audio sample rate in Hz.")
+    median_duration_s: float | None = Field(
+        None, gt=0, description="Median clip duration in seconds (audio)."
+    )
+    rms_dbfs: float | None = Field(
+        None,
+        ge=MIN_DBFS,
+        le=MAX_DBFS,
+        description="Median RMS level of the input clips in dB relative to full scale 1.0 (a full-scale sine is "
+        "-3 dBFS).",
+    )
+    input_snr_db: float | None = Field(
+        None,
+        ge=-MAX_SNR_DB,
+        le=MAX_SNR_DB,
+        description="Median over clips of the input's SNR against its target, 10 log10(|target|^2 / |input - "
+        "target|^2) in dB: low for noisy mixtures (enhancement, separation), high when the input is nearly the "
+        "target.",
+    )
+    spectral_centroid_hz: float | None = Field(
+        None,
+        ge=0,
+        description="Median spectral centroid of the target clips (magnitude-weighted mean frequency), Hz.",
+    )
+    spectral_bandwidth_hz: float | None = Field(
+        None,
+        ge=0,
+        description="Median spectral bandwidth of the target clips (magnitude-weighted standard deviation of the "
+        "frequency about the centroid), Hz.",
+    )
     tweedie_power: float | None = Field(
         None,
         description=f"Tweedie power p, 1 <= p <= 2 (1 Poisson, 2 gamma), of the tweedie_deviance metric and of "
@@ -215,12 +278,28 @@ class Head(_Model):
         return metric
 
     @model_validator(mode="after")
+    def _frequencies_below_nyquist(self) -> Head:
+        """A sampled signal holds no frequency above half its sample rate."""
+        for name in ("spectral_centroid_hz", "spectral_bandwidth_hz"):
+            value = getattr(self, name)
+            if value is not None and self.sample_rate is not None and value > self.sample_rate / 2:
+                raise ValueError(
+                    f"{name} {value:g} exceeds the Nyquist frequency {self.sample_rate / 2:g} Hz of sample_rate "
+                    f"{self.sample_rate}"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _consistent_sizes_and_defaults(self) -> Head:
         sizes = {
             "class_histogram": len(self.class_histogram or []) or None,
             "class_labels": len(self.class_labels or []) or None,
             "positive_rates": len(self.positive_rates or []) or None,
-            "foreground_shares": len(self.foreground_shares) + 1 if self.foreground_shares else None,
+            # One value per foreground class: the background is left out.
+            **{
+                name: len(values) + 1 if (values := getattr(self, name)) else None
+                for name in SEGMENTATION_STATISTICS
+            },
         }
         known = {field: size for field, size in sizes.items() if size is not None}
         num_classes = self.num_classes or next(iter(known.values()), None)

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 import advisor
-import advisor.core
+import advisor.trials.executors
 from advisor.cache import CACHE_ENV, ResultCache, cache_key, cache_path, default_path
 from advisor.recommendation import Recommendation
 from advisor.task import parse_task
@@ -142,14 +142,11 @@ def test_a_hit_is_the_same_recommendation_with_its_original_time_and_runs_no_tri
     def no_trials(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a cache hit ran trials")
 
-    monkeypatch.setattr(advisor.core, "evaluate_head", no_trials)
-    started = time.perf_counter()
+    monkeypatch.setattr(advisor.trials.executors, "evaluate_head", no_trials)
     second = advisor.recommend(TASK, cache=path, **QUICK)
-    elapsed = time.perf_counter() - started
     assert second.cache.hit and second.cache.key == first.cache.key
     assert second.cache.created_at == first.cache.created_at
     assert second.model_copy(update={"cache": None}) == first.model_copy(update={"cache": None})
-    assert elapsed < 1.0, f"a hit took {elapsed:.3f} s"
     # The budget does not enter the key, progress and cancel never do; another option is another entry.
     assert advisor.recommend(TASK, cache=path, **QUICK, budget_s=100, progress=print, cancel=bool).cache.hit
     with pytest.raises(AssertionError, match="ran trials"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -115,6 +116,19 @@ def positive_share_alpha(ctx: RuleContext) -> float:
     """Binary focal alpha = n_neg / N: positives weighted by how rare they are (0.25 when balanced-ish)."""
     negatives, positives = _histogram(ctx)
     return round(negatives / (negatives + positives), 6)
+
+
+@derivation
+def median_frequency_weights(ctx: RuleContext, *, cap: float = 10.0) -> list[float]:
+    """Per-class weights of a segmentation head, background first: w_c = median(f) / f_c over the pixel
+    shares f (the background's is 1 minus the foreground shares), capped at ``cap`` (a class without pixels
+    gets the cap). Eigen & Fergus (2015), SegNet's class balancing."""
+    shares = ctx.head.foreground_shares
+    if not shares:
+        raise DerivationError(f"head {ctx.head.name!r} has no foreground shares")
+    frequencies = [max(1.0 - sum(shares), 0.0), *shares]
+    median = statistics.median(frequencies)
+    return _rounded([min(median / f, cap) if f > 0 else cap for f in frequencies])
 
 
 @derivation

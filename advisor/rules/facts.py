@@ -18,6 +18,12 @@ Share = Annotated[float, Field(ge=0, le=1)]
 SEVERE_IMBALANCE = 20.0
 # Counts are overdispersed above this variance / mean (selection.md: <= 1.5 is Poisson-like).
 OVERDISPERSION_THRESHOLD = 1.5
+# Segmentation objects whose median area is below this share of the image are small (the 1% line selection.md
+# draws for foreground shares); a class with at least this share of its pixels on a boundary is thin when its
+# objects are not small: a line w pixels wide has about 2 / w of its pixels on a boundary, a disc of radius r
+# about 2 / r, so 0.5 means lines up to about 4 pixels wide.
+SMALL_OBJECT_SHARE = 0.01
+THIN_BOUNDARY_SHARE = 0.5
 
 
 class Facts(BaseModel):
@@ -76,13 +82,48 @@ class Facts(BaseModel):
     min_foreground_share: Share | None = Field(
         None, description="Smallest foreground class share (segmentation)."
     )
+    max_absent_share: Share | None = Field(
+        None,
+        description="Largest share of images in which a foreground class is absent (segmentation; high: many "
+        "empty masks).",
+    )
+    min_object_share: Share | None = Field(
+        None,
+        description="Smallest median object area over the foreground classes, as a share of the image "
+        f"(segmentation; small objects below {SMALL_OBJECT_SHARE:g}).",
+    )
+    max_boundary_share: Share | None = Field(
+        None, description="Largest share of a foreground class's pixels on its boundary (segmentation)."
+    )
+    thin_structures: bool | None = Field(
+        None,
+        description=f"A foreground class has at least {THIN_BOUNDARY_SHARE:g} of its pixels on a boundary and "
+        f"objects that are not small (median area at least {SMALL_OBJECT_SHARE:g} of the image, when known): "
+        "lines or vessels a few pixels wide (segmentation).",
+    )
     sample_rate: int | None = Field(None, gt=0, description="Audio sample rate in Hz.")
+    input_snr_db: float | None = Field(
+        None,
+        description="Median SNR of the input clips against their targets in dB (audio, profiled): low for noisy "
+        "mixtures (enhancement, separation), high when the input is nearly the target.",
+    )
 
 
 def _imbalance_level(ratio: float | None) -> str | None:
     if ratio is None:
         return None
     return "none" if ratio < IMBALANCE_THRESHOLD else "moderate" if ratio <= SEVERE_IMBALANCE else "severe"
+
+
+def _thin_structures(head: Head) -> bool | None:
+    """Whether a foreground class is mostly boundary without being small (None without boundary shares)."""
+    if not head.boundary_shares:
+        return None
+    sizes = head.median_object_shares or [None] * len(head.boundary_shares)
+    return any(
+        boundary >= THIN_BOUNDARY_SHARE and (size is None or size >= SMALL_OBJECT_SHARE)
+        for boundary, size in zip(head.boundary_shares, sizes, strict=True)
+    )
 
 
 def facts_for(task: TaskDescription, head: Head) -> Facts:
@@ -127,5 +168,10 @@ def facts_for(task: TaskDescription, head: Head) -> Facts:
         min_positive_rate=min(rates) if rates else None,
         label_imbalance=max((1 - p) / max(p, 1e-12) for p in rates) if rates and max(rates) > 0 else None,
         min_foreground_share=min(head.foreground_shares) if head.foreground_shares else None,
+        max_absent_share=max(head.absent_shares) if head.absent_shares else None,
+        min_object_share=min(head.median_object_shares) if head.median_object_shares else None,
+        max_boundary_share=max(head.boundary_shares) if head.boundary_shares else None,
+        thin_structures=_thin_structures(head),
         sample_rate=head.sample_rate,
+        input_snr_db=head.input_snr_db,
     )

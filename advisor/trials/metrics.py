@@ -144,8 +144,13 @@ def _masks(predictions: Predictions) -> np.ndarray:
     return (proba[:, 0] > 0.5).astype(int) if proba.shape[1] == 1 else proba.argmax(1)
 
 
-def _overlap(predictions: Predictions, target: Tensor, jaccard: bool) -> float:
-    """Mean per-image, per-foreground-class Dice (or IoU); a class absent from both scores 1."""
+def overlap_per_class(predictions: Predictions, target: Tensor, *, jaccard: bool) -> np.ndarray:
+    """Dice (or IoU) of each foreground class 1..C-1, averaged over the images.
+
+    Per image and class: 2|P & T| / (|P| + |T|) (IoU: |P & T| / |P | T|), 1 when the class is absent from both
+    the prediction and the target. C is one more than the largest class predicted or present (at least 2).
+    The head's ``dice`` / ``iou`` metric is the mean of these values.
+    """
     predicted, truth = _masks(predictions), _np(target).astype(int)
     predicted, truth = predicted.reshape(len(truth), -1), truth.reshape(len(truth), -1)
     scores = []
@@ -153,8 +158,13 @@ def _overlap(predictions: Predictions, target: Tensor, jaccard: bool) -> float:
         p, t = predicted == c, truth == c
         inter, total = np.logical_and(p, t).sum(1), p.sum(1) + t.sum(1)
         overlap = inter / np.maximum(total - inter, 1) if jaccard else 2 * inter / np.maximum(total, 1)
-        scores.append(np.where(total == 0, 1.0, overlap))
-    return float(np.mean(np.stack(scores, 1)))
+        scores.append(np.where(total == 0, 1.0, overlap).mean())
+    return np.asarray(scores)
+
+
+def _overlap(predictions: Predictions, target: Tensor, jaccard: bool) -> float:
+    """Mean per-image, per-foreground-class Dice (or IoU): the mean of :func:`overlap_per_class`."""
+    return float(np.mean(overlap_per_class(predictions, target, jaccard=jaccard)))
 
 
 def _si_sdr(predictions: Predictions, target: Tensor) -> float:

@@ -1,0 +1,177 @@
+"""Profile a dataset into a :class:`~advisor.task.TaskDescription`: head types, class counts, target traits.
+
+One entry point, :func:`profile` (and :func:`profile_data`, which also returns the sampled data for trials),
+for tables (a CSV file, a DataFrame, ``(X, y)``) and for segmentation data (images and masks: arrays, .npz or
+.npy files, a pair of folders, a manifest CSV; see :mod:`advisor.profiling.images`), and for audio (input and
+target clips: arrays, a pair of folders of WAV/FLAC files, a manifest CSV; see :mod:`advisor.profiling.audio`).
+Modules: ``reading`` (tabular sources, target columns, stream sampling), ``inference`` (head types, feature
+roles), ``statistics`` (target statistics and residual tests), ``tabular``, ``images`` and ``audio`` (one
+profiler per kind of data), ``common`` (the error and result types).
+
+The traits are those of ``shared/selection.md`` ("Traits computed from a task or its data"): class histograms
+(for the imbalance ratio), the outlier fraction and robust scale of a robust quick fit, count dispersion and
+zero share, and a Breusch-Pagan test for heteroscedasticity.
+
+A CSV is read in chunks, never whole: target histograms and moments are counted exactly over every row, and
+everything else (column roles, the quick fit) uses a uniform bottom-k sample of at most ``max_rows`` rows.
+
+Head types, unless the user forces one (each reason goes into ``TaskDescription.notes``):
+
+- true/false or text values: binary with 2 distinct values, else multiclass; refused when there are over 200
+  distinct values, or over 20 and more than half the rows (free text or an ID, not classes);
+- numbers with a fractional part: regression;
+- non-negative integers: binary with 2 distinct values, multiclass with up to 20, count above that; whole
+  numbers stored as floats without missing values to explain it (``151.0``, sklearn's diabetes) with over
+  20 values are taken as measurements: regression;
+- integers including negatives: binary with 2 values, multiclass with up to 20, regression above that;
+- several targets all 0/1: one multilabel head named ``a+b+c``; otherwise several targets give one head each.
+
+Segmentation heads state per foreground class the mean pixel share, the share of images without the class,
+the median object area (4-connected components) and the share of pixels on a boundary. Audio heads state the
+sample rate, the median duration, the inputs' RMS level, the inputs' SNR against their targets and the
+targets' spectral centroid and bandwidth.
+
+Example::
+
+    from advisor.profiling import profile
+    task = profile("client_examples/data/churn.csv", target="churned")
+    task.heads[0].class_histogram  # [2643, 357]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from advisor.profiling.audio import HEAD_NAME as AUDIO_HEAD_NAME
+from advisor.profiling.audio import MAX_CLIPS, is_audio_source, open_audio, profile_audio
+from advisor.profiling.common import (
+    FORCEABLE_TASKS,
+    ProfiledData,
+    ProfileError,
+    TaskName,
+    _error,
+    check_options,
+)
+from advisor.profiling.images import HEAD_NAME, MAX_IMAGES, is_segmentation_source, open_pairs, profile_images
+from advisor.profiling.reading import CHUNK_CELLS, TARGET_NAMES
+from advisor.profiling.reading import (
+    _BottomKSampler as _BottomKSampler,  # re-exported: the tests sample with it
+)
+from advisor.profiling.tabular import encoded, profile_table
+from advisor.task import TaskDescription
+
+__all__ = ["FORCEABLE_TASKS", "TARGET_NAMES", "ProfileError", "ProfiledData", "profile", "profile_data"]
+# The entry points pass this module's CHUNK_CELLS down, read at call time: setting
+# advisor.profiling.CHUNK_CELLS (the tests shrink it to cross many chunks) takes effect.
+
+Data = str | Path | pd.DataFrame | tuple[Any, Any]
+
+
+def profile(
+    data: Data,
+    *,
+    target: str | Sequence[str] | None = None,
+    task: TaskName | None = None,
+    max_rows: int = 200_000,
+    random_state: int | None = 0,
+    sample_rate: int | None = None,
+) -> TaskDescription:
+    """Profile data into a :class:`~advisor.task.TaskDescription` (``source="data"``).
+
+    Parameters
+    ----------
+    data : str, pathlib.Path, pandas.DataFrame or tuple
+        A table: a CSV file (read in chunks, never whole; the separator is sniffed from the header), a frame,
+        or arrays ``(X, y)``: X of shape (n_samples, n_features), y of shape (n_samples,) or
+        (n_samples, n_targets). Or segmentation data: arrays ``(images, masks)`` (images (N, C, H, W) or
+        (N, H, W); masks (N, H, W) class indices or (N, K, H, W) 0/1 channels), an .npz file with arrays
+        ``images`` and ``masks``, a pair of .npy files, a pair of folders of PNG/TIFF images and masks matched
+        by file name, or a manifest CSV with ``image`` and ``mask`` columns. Or audio data (see
+        :mod:`advisor.profiling.audio`): arrays ``(inputs, targets)`` of (N, T) or (N, C, T) floats with
+        ``sample_rate``, a pair of folders of WAV/FLAC inputs and targets matched by file name, or a manifest
+        CSV with ``input`` and ``target`` columns.
+    target : str, list of str or None
+        Target column(s). None takes the one column named target, label, labels, y, class or outcome
+        (case-insensitively). With (X, y) data it names the y columns instead; with segmentation data the
+        head (default ``"mask"``; audio ``"audio"``). A named target makes a CSV a table even when it has image
+        and mask (or input and target) columns.
+    task : {"regression", "binary", "multiclass", "count", "ordinal", "multilabel", "segmentation", "audio"} or None
+        Force the head type instead of inferring it ("ordinal" is never inferred; "segmentation" and "audio"
+        read a CSV as a manifest).
+    max_rows : int
+        Rows sampled (uniformly) for column roles and the quick fit; class counts and target moments
+        always use every row. Segmentation: image/mask pairs read, at most 2,000 (a seeded sample beyond).
+    random_state : int or None
+        Seed of the row (or image) sample and of the quick-fit subsample; the same seed gives the same profile.
+    sample_rate : int or None
+        Audio: the rate of arrays in Hz (required for them, and it marks arrays as audio); for files the rate
+        they must have (they say their own). Audio clips read: at most 512 pairs (a seeded sample beyond).
+
+    Returns
+    -------
+    TaskDescription
+        One head per target (one multilabel head for several 0/1 targets), with class histograms or a
+        :class:`~advisor.task.TargetSummary`, or one segmentation head with per-class shares; ``notes`` says
+        what was inferred, dropped and sampled.
+
+    Raises
+    ------
+    ProfileError
+        No obvious target, an unknown target column, an empty or unreadable file, a single-class or
+        free-text target, a ``task`` the target cannot have, or a bad option; for segmentation data missing
+        keys or columns, mismatched counts, sizes or file names, or mask values that are not class indices;
+        for audio data unmatched names, mixed sample rates, a pair whose lengths or channels differ, or
+        non-finite samples. Each names its field.
+    """
+    check_options(task, max_rows)
+    if is_audio_source(data, target, task, sample_rate):
+        return _profile_audio(data, target, max_rows, random_state, sample_rate).task
+    if is_segmentation_source(data, target, task):
+        return _profile_images(data, target, task, max_rows, random_state).task
+    return profile_table(data, target, task, max_rows, random_state, chunk_cells=CHUNK_CELLS).task
+
+
+def profile_data(
+    data: Data,
+    *,
+    target: str | Sequence[str] | None = None,
+    task: TaskName | None = None,
+    max_rows: int = 200_000,
+    random_state: int | None = 0,
+    sample_rate: int | None = None,
+) -> ProfiledData:
+    """:func:`profile`, plus the sampled rows (or images and masks) encoded for trial fits.
+
+    Parameters and errors as for :func:`profile`.
+    """
+    check_options(task, max_rows)
+    if is_audio_source(data, target, task, sample_rate):
+        return _profile_audio(data, target, max_rows, random_state, sample_rate)
+    if is_segmentation_source(data, target, task):
+        return _profile_images(data, target, task, max_rows, random_state)
+    return encoded(profile_table(data, target, task, max_rows, random_state, chunk_cells=CHUNK_CELLS))
+
+
+def _profile_images(
+    data: Any, target: Any, task: str | None, max_rows: int, random_state: int | None
+) -> ProfiledData:
+    if task not in (None, "segmentation"):
+        raise _error("task", f"task={task!r} does not fit images and masks; use 'segmentation' or None")
+    if target is not None and not (isinstance(target, str) and target):
+        raise _error("target", f"segmentation data has one head: name it with a string, got {target!r}")
+    pairs = open_pairs(data, min(max_rows, MAX_IMAGES), np.random.default_rng(random_state))
+    return profile_images(pairs, head_name=target or HEAD_NAME)
+
+
+def _profile_audio(
+    data: Any, target: Any, max_rows: int, random_state: int | None, sample_rate: int | None
+) -> ProfiledData:
+    if target is not None and not (isinstance(target, str) and target):
+        raise _error("target", f"audio data has one head: name it with a string, got {target!r}")
+    pairs = open_audio(data, min(max_rows, MAX_CLIPS), np.random.default_rng(random_state), sample_rate)
+    return profile_audio(pairs, head_name=target or AUDIO_HEAD_NAME)
