@@ -18,6 +18,7 @@ from advisor.task import Head, TargetSummary, TaskDescription
 DEFAULT_ROWS = 4000
 IMAGE_SIZE = 24
 AUDIO_SECONDS = 0.128
+DEFAULT_SAMPLE_RATE = 16_000  # Hz, of an audio head that states none
 # Dense heads train a small conv net per member; these row caps keep a trial within seconds on two cores.
 MAX_IMAGES = 600
 MAX_CLIPS = 128
@@ -173,7 +174,7 @@ def segmentation(head: Head, task: TaskDescription, limit: int, seed: int) -> tu
 def audio(head: Head, task: TaskDescription, limit: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Denoising clips at the stated sample rate: harmonic tones with envelopes, plus noise at about 5 dB."""
     rng = np.random.default_rng(seed)
-    rate = head.sample_rate or 16_000
+    rate = head.sample_rate or DEFAULT_SAMPLE_RATE
     rows, length = min(_rows(task, limit), MAX_CLIPS), int(rate * AUDIO_SECONDS)
     t = np.arange(length) / rate
     base = rng.uniform(110, min(2000, rate / 8), (rows, 1))
