@@ -270,7 +270,7 @@ def _load(
     profiled = profile_data(
         source, target=target, task=task_type, max_rows=max(max_rows * 5, 50_000), random_state=random_state,
         sample_rate=sample_rate,
-    )
+    )  # fmt: skip
     return profiled.task, {name: (profiled.features, y) for name, y in profiled.targets.items()}
 
 
@@ -460,7 +460,7 @@ def _recommend(
     mark = time.perf_counter()
     joint_budget = budget_s - (mark - started) + timings["load"]  # what the head trials left of the cap
     multi, multi_note, joint = _multi_task(
-        description, heads, found, real=real if trials else None, trials=trials,
+        description, heads, found, real=real, trials=trials,
         options=replace(options, budget_s=joint_budget), max_rows=max_rows, seed=random_state, progress=progress,
         cancel=cancel,
     )  # fmt: skip
@@ -596,15 +596,15 @@ def _joint_evidence(
     if options.budget_s <= 0:
         raise JointTrialsUnavailable("the single-head trials spent the time cap, budget_s")
     datas = joint_data(task, real, max_rows=max_rows, seed=seed)
-    single = {
-        n: w.evidence.mean
-        for n, w in winners.items()
-        if w.evidence is not None and w.evidence.mean is not None
-    }
+    single: dict[str, tuple[float, tuple[float, float] | None]] = {}  # the winner's mean and its interval
+    for name, winner in winners.items():
+        e = winner.evidence
+        if e is not None and e.mean is not None:
+            single[name] = (e.mean, None if e.ci_low is None or e.ci_high is None else (e.ci_low, e.ci_high))
     unmeasured = [n for n in winners if n not in single]
     if unmeasured:
         raise JointTrialsUnavailable(f"no single-head result for the winner of {', '.join(unmeasured)}")
-    joint = [JointHead(data, winners[data.head.name].spec, single[data.head.name]) for data in datas]
+    joint = [JointHead(data, winners[data.head.name].spec, *single[data.head.name]) for data in datas]
     on_epoch = None if progress is None else (lambda p: progress(HeadProgress(MULTI_TASK_HEAD, p)))
     return evaluate_joint(joint, options, progress=on_epoch, cancel=cancel)
 
@@ -662,6 +662,12 @@ def _joint_ranking(
         "of (m - c) / (b - c), m the head's metric, c its chance level, b its winner's single-head result: 1 is "
         "as good as each head alone, 0 chance)."
     )
+    left_out = [r.head for r in measured.references if not r.counted]
+    if left_out:
+        note += (
+            f" Left out of the combined score, as their own winner did not clearly beat chance (95% interval): "
+            f"{', '.join(left_out)}."
+        )
     if measured.stopped_by in ("time", "cancelled"):
         cause = "the time cap (budget_s) bound" if measured.stopped_by == "time" else "they were cancelled"
         note += (

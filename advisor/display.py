@@ -95,6 +95,31 @@ def ranking_lines(head: HeadResult, width: int = 80) -> list[tuple[str, str]]:
     return lines
 
 
+def multi_task_lines(result: Recommendation, width: int = 80) -> list[tuple[str, str]]:
+    """(text, style) lines of the multi_task candidates ranked by joint trials: the verdict, then a line per
+    weighting scheme (its combined score and tie group) and the head it favours, no wider than ``width``."""
+    trials = result.multi_task_trials
+    assert trials is not None
+    digits = head_decimals(result.multi_task)
+    name_width = max(width - RANK_WIDTH - VALUE_WIDTH - TIE_WIDTH - 3, MIN_NAME_WIDTH)
+    lines = [("Several heads: multi_task weightings, the heads trained together", "bold underline")]
+    lines += [(line, "bold") for line in textwrap.wrap(trials.verdict, width)]
+    header = f"{'#':>{RANK_WIDTH}} {'weighting':<{name_width}} {'combined_score':<{VALUE_WIDTH}} {'tie':>3}"
+    lines += [
+        (header.rstrip(), "bold"),
+        (f"{'':>{RANK_WIDTH}} (higher is better; 1: as good as alone)", "dim"),
+    ]
+    indent = " " * (RANK_WIDTH + 1)
+    for c in result.multi_task:
+        name = textwrap.shorten(c.title, width=name_width, placeholder="...")
+        first = (
+            f"{c.rank:>{RANK_WIDTH}} {name:<{name_width}} {_value(c, digits):<{VALUE_WIDTH}} {c.tie_group:>3}"
+        )
+        lines.append((first.rstrip(), "bold" if c.tie_group == 1 else ""))
+        lines += [(indent + more, "dim") for more in textwrap.wrap(c.summary or "", width - len(indent))]
+    return lines
+
+
 def print_head(console: Console, head: HeadResult, *, explain: bool) -> None:
     console.print(Text(f"Head '{head.head}' ({head.type}), ranked by {head.metric}", style="bold underline"))
     console.print(Text(head.verdict, style="bold"))
@@ -135,8 +160,12 @@ def print_recommendation(
         console.print(Text(f"- {note}"))
     for head in result.heads:
         print_head(console, head, explain=explain)
-    for multi in result.multi_task:
-        console.print(Text(f"multi_task ({multi.spec.params['weighting']['scheme']}): {multi.rationale}"))
+    if result.multi_task_trials is None:
+        for multi in result.multi_task:
+            console.print(Text(f"multi_task ({multi.spec.params['weighting']['scheme']}): {multi.rationale}"))
+    else:
+        for text, style in multi_task_lines(result, min(console.width, 100)):
+            console.print(Text(text, style=style), no_wrap=True, overflow="ignore")
     for note in result.notes:
         if note not in result.task.notes:
             console.print(Text(f"Note: {note}", style="dim"))
@@ -164,7 +193,9 @@ def progress_bar(quiet: bool) -> Iterator[Any]:
         if not tasks:
             bar.start()
         if event.head not in tasks:
-            tasks[event.head] = bar.add_task(f"trials '{event.head}'", total=p.epochs, status="")
+            # '*' is the joint multi_task trials: every head trained together
+            label = "joint trials" if event.head == "*" else f"trials '{event.head}'"
+            tasks[event.head] = bar.add_task(label, total=p.epochs, status="")
         best = "n/a" if p.best_so_far is None else f"{p.best_so_far:.3g}"
         bar.update(tasks[event.head], completed=p.epoch,
                    status=f"epoch {p.epoch}/{p.epochs}, {p.alive}/{p.members} alive, tune best {best}")  # fmt: skip

@@ -9,10 +9,10 @@ sentence says whether the head type's default loss is among them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from advisor.ranking import RepeatValues, paired_interval
-from advisor.recommendation import RankedCandidate
+from advisor.recommendation import HeadShare, RankedCandidate
 from advisor.trials.evidence import HeadEvidence
 
 MAX_NAMED = 5  # tied candidates named in the verdict; the rest are counted
@@ -169,3 +169,91 @@ def explanation(
     where = "synthetic data matching the description, not yours," if source == "synthetic" else "your data"
     parts.append(f"Evidence: quick trial fits on {where} ({trials.train_rows} training rows a repeat).")
     return " ".join(parts)
+
+
+def _head_values(share: HeadShare) -> RepeatValues:
+    return RepeatValues(tuple(math.nan if v is None else v for v in share.per_repeat), share.higher_is_better)
+
+
+def _baseline_summary(label: str, shares: Sequence[HeadShare]) -> str:
+    """What the baseline keeps of each head's single-head gain over chance, and the head it keeps most of."""
+    kept = [s for s in shares if s.share is not None]
+    if not kept:
+        return f"{label}: nothing was measured on the heads of the combined score."
+    parts = " and ".join(f"{s.share:.0%} ('{s.head}')" for s in kept)
+    favoured = max(kept, key=lambda s: s.share or 0.0)
+    return f"{label} keeps {parts} of each head's single-head gain over chance: it favours '{favoured.head}'."
+
+
+def multi_task_summary(
+    label: str, candidate: RankedCandidate, baseline_label: str, baseline: RankedCandidate | None
+) -> str:
+    """Which head a multi_task weighting favours, from its joint-trial evidence.
+
+    Against the baseline (static equal weights) a scheme favours the head whose metric it moves most in the
+    good direction, in paired repeats, and costs the head it moves most in the bad one, e.g. "uncertainty
+    favours 'price' (rmse -0.021 over static equal) at the cost of 'churn' (roc_auc -0.010, within noise)";
+    "within noise" when the paired 95% t-interval includes 0. The baseline itself (or any scheme without one)
+    favours the head whose single-head gain over chance it keeps the largest share of.
+    """
+    e = candidate.evidence
+    assert e is not None and e.per_head is not None
+    if (
+        baseline is None
+        or baseline is candidate
+        or baseline.evidence is None
+        or not baseline.evidence.per_head
+    ):
+        return _baseline_summary(label, e.per_head)
+    moves = []  # (oriented mean paired difference, head, its change in words)
+    for mine, theirs in zip(e.per_head, baseline.evidence.per_head, strict=True):
+        a, b = _head_values(mine), _head_values(theirs)
+        found = paired_interval(a, b)
+        if found is None:
+            continue
+        mean, low, high, _ = found
+        raw = mean if mine.higher_is_better else -mean  # the change in the metric's own direction
+        digits = decimals([abs(raw), a.std, b.std], [a.mean, b.mean])  # the change itself gets 2 digits
+        noise = ", within noise" if low <= 0 <= high else ""
+        moves.append((mean, mine.head, f"{mine.metric} {raw:+.{digits}f}", noise))
+    if not moves:
+        return f"{label}: fewer than 2 repeats shared with {baseline_label}, so no head comparison."
+    moves.sort(key=lambda m: -m[0])
+    best, worst = moves[0], moves[-1]
+    if best[0] <= 0:
+        listed = ", ".join(f"'{head}' {change}{noise}" for _, head, change, noise in moves)
+        return f"{label} favours no head over {baseline_label}: {listed}."
+    text = f"{label} favours '{best[1]}' ({best[2]} over {baseline_label}{best[3]})"
+    if worst[0] < 0:
+        text += f" at the cost of '{worst[1]}' ({worst[2]}{worst[3]})"
+    return text + "."
+
+
+def multi_task_verdict(
+    ranked: Sequence[RankedCandidate], labels: Mapping[str, str], baseline: RankedCandidate | None
+) -> str:
+    """The joint trials' answer in one sentence (``labels``: each candidate's scheme label by rule id), with
+    the same claims as :func:`verdict`: a scheme beats another only when their paired interval excludes 0."""
+    metric, top = "combined_score", ranked[0]
+    if top.evidence is None or top.evidence.mean is None:
+        return f"Every weighting diverged or was stopped before an epoch on {metric}: this evidence supports none."
+    digits = head_decimals(ranked)
+    name = labels[top.rule_id]
+    tied = [c for c in ranked if c.tie_group == 1]
+    if len(tied) > 1:
+        opening = f"{len(tied)} weightings tie at the top on {metric} ({', '.join(labels[c.rule_id] for c in tied)})"
+        if baseline is None or baseline.tie_group == 1:
+            return opening + (f"; {labels[baseline.rule_id]} is among them." if baseline else ".")
+        return (
+            opening
+            + f"; {labels[baseline.rule_id]} is behind {name} {_difference(top, baseline, metric, True, digits)}."
+        )
+    runner_up = next((c for c in ranked[1:] if c.evidence is not None and c.evidence.mean is not None), None)
+    if runner_up is None:
+        return f"{name} is the only weighting that did not diverge on {metric}."
+    if baseline is None or baseline is top:
+        return (
+            f"{name} is best on {metric}, ahead of {labels[runner_up.rule_id]} "
+            f"{_difference(top, runner_up, metric, True, digits)}."
+        )
+    return f"{name} beats {labels[baseline.rule_id]} on {metric} {_difference(top, baseline, metric, True, digits)}."

@@ -113,6 +113,23 @@ class ProtocolEvidence(_Model):
     epochs: list[int | None] = Field(description="Epoch the protocol kept, per repeat (chosen on tune rows).")
 
 
+class HeadShare(_Model):
+    """One head's score-row metric inside a multi_task candidate's joint trials (the heads trained together)."""
+
+    head: str
+    metric: str = Field(description="The head's metric.")
+    higher_is_better: bool
+    per_repeat: list[float | None] = Field(
+        description="The head's metric per repeat, at the epoch of the repeat's combined score (null: none)."
+    )
+    mean: float | None = Field(description="Mean of per_repeat.")
+    share: float | None = Field(
+        description="Mean over repeats of (m - c) / (b - c): the part of the head's single-head gain over chance "
+        "that the joint model keeps (1: as good as trained alone, 0: chance); null for a head left out of the "
+        "combined score (its own winner did not clearly beat chance)."
+    )
+
+
 class Evidence(_Model):
     """What the trial fits measured for one candidate.
 
@@ -138,6 +155,11 @@ class Evidence(_Model):
     post_hoc_values: list[float] | None = Field(
         None, description="Tuned tau, threshold or temperature per repeat and protocol."
     )
+    per_head: list[HeadShare] | None = Field(
+        None,
+        description="multi_task candidates measured by joint trials (metric 'combined_score'): each head's "
+        "metric; null otherwise.",
+    )
 
 
 class RankedCandidate(_Model):
@@ -159,6 +181,9 @@ class RankedCandidate(_Model):
     rationale: str
     references: list[str]
     evidence: Evidence | None = Field(None, description="Trial evidence; null when ranked by rules alone.")
+    summary: str | None = Field(
+        None, description="multi_task candidates measured by joint trials: which head the weighting favours."
+    )
 
     @property
     def label(self) -> str:
@@ -247,6 +272,39 @@ class CacheInfo(_Model):
     path: str | None = Field(None, description="The cache file (not sent over gRPC).")
 
 
+class JointHeadReference(_Model):
+    """The constants that normalise one head in the joint trials' combined score."""
+
+    head: str
+    metric: str
+    higher_is_better: bool
+    chance: float = Field(description="c: the metric of a feature-blind prediction on the trial rows.")
+    single_head: float = Field(description="b: the mean of the head's own winner in its single-head trials.")
+    in_combined: bool = Field(
+        description="Whether the head's single-head 95% interval lies on the better side of c, so that the head "
+        "is part of the combined score."
+    )
+
+
+class MultiTaskTrials(_Model):
+    """How the multi_task candidates were measured when the heads were trained together (joint trials)."""
+
+    verdict: str = Field(description="The answer in one sentence, as a head's verdict.")
+    combined: str = Field(description="The combined score's formula, in words.")
+    heads: list[JointHeadReference]
+    stopped_by: Literal["epochs", "early_stopping", "time", "cancelled", "diverged"]
+    epochs_completed: int
+    trial_seconds: float
+    train_rows: int
+    score_rows: int
+    repeats: int
+    member_epochs: int
+    protocols: list[str] = Field(description="The training protocols, in words.")
+    skipped: list[str] = Field(
+        default_factory=list, description="Weighting schemes that could not run, and why."
+    )
+
+
 class Recommendation(_Model):
     """Ranked configured losses for every head, the task they were chosen for, and how."""
 
@@ -254,6 +312,11 @@ class Recommendation(_Model):
     heads: list[HeadResult]
     multi_task: list[RankedCandidate] = Field(
         default_factory=list, description="For several heads: multi_task specs over each head's winner."
+    )
+    multi_task_trials: MultiTaskTrials | None = Field(
+        None,
+        description="Set when the multi_task candidates were ranked by joint trials (the heads trained "
+        "together); null when they are in the rules' order.",
     )
     settings: Settings
     timings: dict[str, float] = Field(description="Seconds spent per stage.")

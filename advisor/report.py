@@ -486,20 +486,39 @@ def _multi_task_section(rec: Recommendation) -> str:
         return ""
     blocks = []
     for c in rec.multi_task:
-        scheme = c.spec.params.get("weighting", {}).get("scheme", "static")
+        weighting = c.spec.params.get("weighting", {})
+        scheme = weighting.get("scheme", "static")
+        if weighting.get("weights"):  # fixed weights that are not all 1 (the inverse initial losses)
+            scheme += " (" + ", ".join(f"{name} {w:.3g}" for name, w in weighting["weights"].items()) + ")"
         references = _references(c.references)
+        e = c.evidence
+        measured = (
+            f"<p><b>combined_score {e.mean:.3f}</b> (95% CI {e.ci_low:.3f} to {e.ci_high:.3f}, tie group "
+            f"{c.tie_group}). {_t(c.summary or '')}</p>"
+            if e is not None and e.mean is not None and e.ci_low is not None and e.ci_high is not None
+            else ""
+        )
         blocks.append(
             f'<div class="rule"><b>#{c.rank} {_t(scheme)} weighting</b> '
             f'<span class="id">{_t(c.rule_id)}, prior {c.prior:.2f}</span>'
-            f"<p>{_t(c.title)}. {_t(c.rationale)}</p>"
+            + measured
+            + f"<p>{_t(c.title)}. {_t(c.rationale)}</p>"
             + references
             + f"<details><summary>Spec</summary><pre>{_t(c.spec.to_json(indent=2))}</pre></details></div>"
         )
-    return (
-        "<h2>Several heads: multi_task specs</h2>"
-        '<p class="muted small">Each combines the heads\' winners; they are ordered by rule prior (the trial '
-        "fits train each head on its own).</p>" + "".join(blocks)
-    )
+    joint = rec.multi_task_trials
+    if joint is None:
+        how = (
+            "Each combines the heads' winners; they are ordered by rule prior (the trial fits train each head "
+            "on its own)."
+        )
+    else:
+        how = (
+            f"{_t(joint.verdict)} The heads were trained together (one shared trunk, an output per head; "
+            f"{joint.repeats} paired repeats of {joint.train_rows} training rows). Combined score: "
+            f"{_t(joint.combined)}."
+        )
+    return f'<h2>Several heads: multi_task specs</h2><p class="muted small">{how}</p>' + "".join(blocks)
 
 
 def _winner_section(rec: Recommendation) -> str:
