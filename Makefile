@@ -32,8 +32,10 @@ clean:
 	rm -rf $(VENV) $(LOWEST)
 
 # Regenerate lossadvisor/v1/*_pb2*.py from protos/ (tests fail when the committed code and the .proto disagree).
-# protos/google/api/field_behavior.proto is googleapis' file, kept there so that every client compiling from
-# protos/ alone finds it; at run time the generated code imports googleapis-common-protos' google.api module.
+# protos/google/ holds googleapis' files advisor.proto imports (google/api/field_behavior.proto,
+# google/longrunning/operations.proto and the files that one imports), copied unchanged from
+# googleapis-common-protos, so that every client compiling from protos/ alone finds them; at run time the
+# generated code imports googleapis-common-protos' modules (google.api, google.longrunning).
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. \
 		protos/lossadvisor/v1/advisor.proto

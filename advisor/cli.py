@@ -644,6 +644,9 @@ SERVE_ENV = {
     "cache": "LOSS_ADVISOR_CACHE",
     "executor": "LOSS_ADVISOR_EXECUTOR",
     "ray-address": "LOSS_ADVISOR_RAY_ADDRESS",
+    "operations": "LOSS_ADVISOR_OPERATIONS",
+    "operations-ttl": "LOSS_ADVISOR_OPERATIONS_TTL_S",
+    "operations-queue": "LOSS_ADVISOR_OPERATIONS_QUEUE",
 }
 SERVE_EPILOG = "Each option also reads an environment variable (the command line wins): " + ", ".join(
     f"{variable} (--{option})" for option, variable in SERVE_ENV.items()
@@ -705,6 +708,25 @@ def serve_command(
         str | None,
         _env_option("ray-address", "Ray cluster to join (auto, ray://HOST:10001; default: a local one)."),
     ] = None,
+    operations: Annotated[
+        str | None,
+        _env_option(
+            "operations",
+            "Long-running operations' store file (SQLite); 'off' keeps them in memory (default: "
+            "operations-PORT.sqlite3 in the user cache folder; in memory with --port 0).",
+        ),
+    ] = None,
+    operations_ttl: Annotated[
+        float, _env_option("operations-ttl", "Seconds finished long-running operations are kept.", min=0)
+    ] = 86400.0,
+    operations_queue: Annotated[
+        int,
+        _env_option(
+            "operations-queue",
+            "Long-running operations that may wait for a worker; more are refused with RESOURCE_EXHAUSTED.",
+            min=0,
+        ),
+    ] = 64,
 ) -> None:
     """Serve the LossAdvisor gRPC API (with health, reflection and optional metrics) until SIGTERM."""
     import asyncio
@@ -718,7 +740,8 @@ def serve_command(
                           dataset_limit_mb=dataset_limit_mb, token=token, tls_cert=tls_cert, tls_key=tls_key,
                           metrics_port=metrics_port, grace_s=grace, max_connection_age_s=max_connection_age,
                           cache=False if no_cache else cache or True, executor=executor,
-                          ray_address=ray_address)  # fmt: skip
+                          ray_address=ray_address, operations=operations or True,
+                          operations_ttl_s=operations_ttl, operations_queue=operations_queue)  # fmt: skip
 
     def ready(bound: int) -> None:
         print(f"listening on {host}:{bound}", flush=True)

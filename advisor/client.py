@@ -7,17 +7,25 @@ Example::
         result = client.recommend({"heads": [{"type": "binary", "class_histogram": [900, 100]}]})
         result.best().spec
         client.recommend("data.csv", target="y")  # or an Arrow IPC / Feather file, or a DataFrame
+        name = client.start_recommend("data.csv", target="y")  # a long-running operation, returns at once
+        client.wait_operation(name).recommendation
 """
 
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
+from google.longrunning import operations_pb2_grpc
+from google.longrunning import operations_proto_pb2 as lro
 from google.protobuf import json_format
+from google.rpc import status_pb2
 from grpc_status import rpc_status
 
 from advisor.errors import AdvisorError, FieldViolation
@@ -26,6 +34,7 @@ from advisor.service.convert import (
     DATASET_LIMIT_BYTES,
     duration,
     enum_number,
+    enum_value,
     recommendation_from_proto,
     task_to_proto,
 )
@@ -90,8 +99,8 @@ class ServiceError(AdvisorError):
         return (type(self), (self.code, self.violations))
 
 
-def _service_error(error: grpc.RpcError) -> ServiceError:
-    status = rpc_status.from_call(error)
+def _bad_request(status: status_pb2.Status | None) -> list[FieldViolation]:
+    """The BadRequest field violations of a rich status."""
     violations = []
     if status is not None:
         from google.rpc import error_details_pb2
@@ -101,9 +110,56 @@ def _service_error(error: grpc.RpcError) -> ServiceError:
                 bad = error_details_pb2.BadRequest()
                 detail.Unpack(bad)
                 violations += [FieldViolation(v.field, v.description) for v in bad.field_violations]
-    if not violations:
-        violations = [FieldViolation("", f"{error.code().name}: {error.details()}")]
-    return ServiceError(error.code(), violations)
+    return violations
+
+
+def _service_error(error: grpc.RpcError) -> ServiceError:
+    violations = _bad_request(rpc_status.from_call(error))
+    return ServiceError(
+        error.code(), violations or [FieldViolation("", f"{error.code().name}: {error.details()}")]
+    )
+
+
+def _status_error(status: status_pb2.Status) -> ServiceError:
+    """An operation's error (a google.rpc.Status) as the ServiceError the unary call would have raised."""
+    code = next((c for c in grpc.StatusCode if c.value[0] == status.code), grpc.StatusCode.UNKNOWN)
+    return ServiceError(code, _bad_request(status) or [FieldViolation("", f"{code.name}: {status.message}")])
+
+
+# A wait_operation call asks the server to wait at most this long per WaitOperation (the server caps it too).
+WAIT_SLICE_S = 30.0
+# Deadline of a WaitOperation beyond the wait it asks for.
+WAIT_MARGIN_S = 10.0
+
+
+@dataclass(frozen=True)
+class RecommendOperation:
+    """Where a StartRecommend operation stands."""
+
+    name: str
+    state: str  # queued, running, succeeded, failed or cancelled
+    done: bool
+    progress: pb.Progress | None  # the latest trial progress (None before the first trial epoch)
+    # Succeeded; or cancelled once trials had started: what they found (heads stopped_by "cancelled").
+    recommendation: Recommendation | None
+    error: ServiceError | None  # failed (as the unary call would have), or cancelled before it started
+
+
+def _operation(operation: lro.Operation) -> RecommendOperation:
+    metadata = pb.RecommendMetadata()
+    operation.metadata.Unpack(metadata)
+    recommendation = error = None
+    if operation.HasField("response"):
+        response = pb.RecommendResponse()
+        operation.response.Unpack(response)
+        recommendation = recommendation_from_proto(response)
+    elif operation.HasField("error"):
+        error = _status_error(operation.error)
+    return RecommendOperation(
+        name=operation.name, state=enum_value(pb.RecommendMetadata.State, metadata.state) or "unspecified",
+        done=operation.done, progress=metadata.progress if metadata.HasField("progress") else None,
+        recommendation=recommendation, error=error,
+    )  # fmt: skip
 
 
 def _check_size(size: int, what: str, limit: int | None) -> None:
@@ -201,6 +257,7 @@ class AdvisorClient:
         else:
             self.channel = grpc.insecure_channel(target, options=options)
         self.stub = advisor_pb2_grpc.LossAdvisorStub(self.channel)
+        self.operations = operations_pb2_grpc.OperationsStub(self.channel)
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout = timeout
         # Refuse a larger dataset before sending it (the server's default limit; None leaves it to the server).
@@ -215,9 +272,9 @@ class AdvisorClient:
     def close(self) -> None:
         self.channel.close()
 
-    def _call(self, method: Callable, request: Any) -> Any:
+    def _call(self, method: Callable, request: Any, *, timeout: float | None = None) -> Any:
         try:
-            return method(request, timeout=self.timeout, metadata=self.metadata)
+            return method(request, timeout=timeout or self.timeout, metadata=self.metadata)
         except grpc.RpcError as error:
             raise _service_error(error) from None
 
@@ -244,6 +301,36 @@ class AdvisorClient:
         except grpc.RpcError as error:
             raise _service_error(error) from None
         raise ServiceError(grpc.StatusCode.UNKNOWN, [FieldViolation("", "the stream ended without a result")])
+
+    def start_recommend(self, data_or_task: Any, **options: Any) -> str:
+        """As :meth:`recommend`, as a long-running operation on the server: returns its name at once (invalid
+        input raises :class:`ServiceError` here); follow it with :meth:`get_operation` or
+        :meth:`wait_operation`."""
+        request = build_request(data_or_task, dataset_limit_bytes=self.dataset_limit_bytes, **options)
+        return self._call(self.stub.StartRecommend, request).name
+
+    def get_operation(self, name: str) -> RecommendOperation:
+        """Where the operation ``name`` stands; :class:`ServiceError` NOT_FOUND once deleted or expired."""
+        return _operation(self._call(self.operations.GetOperation, lro.GetOperationRequest(name=name)))
+
+    def wait_operation(self, name: str, timeout: float | None = None) -> RecommendOperation:
+        """The operation once done, or as it stands after ``timeout`` seconds (None: wait until done)."""
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        while True:
+            asked = time.monotonic()
+            left = min(max(deadline - asked, 0.0), WAIT_SLICE_S)
+            request = lro.WaitOperationRequest(name=name, timeout=duration(left))
+            found = _operation(
+                self._call(self.operations.WaitOperation, request, timeout=left + WAIT_MARGIN_S)
+            )
+            if found.done or time.monotonic() >= deadline:
+                return found
+            # An early answer (the server is draining): at most one WaitOperation a second, never a busy loop.
+            time.sleep(max(min(asked + 1.0, deadline) - time.monotonic(), 0.0))
+
+    def cancel_operation(self, name: str) -> None:
+        """Ask the operation to stop: a queued one ends cancelled, a running one keeps what its trials found."""
+        self._call(self.operations.CancelOperation, lro.CancelOperationRequest(name=name))
 
     def list_losses(self) -> list[dict[str, Any]]:
         response = self._call(self.stub.ListLosses, pb.ListLossesRequest())

@@ -17,6 +17,8 @@ from lossadvisor.v1 import advisor_pb2_grpc
 
 class ServerProcess:
     def __init__(self, *args: str) -> None:
+        """``advisor-cli serve --port 0 ARGS``."""
+        self.args = args
         self.process = subprocess.Popen(
             [sys.executable, "-m", "advisor", "serve", "--port", "0", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -28,6 +30,13 @@ class ServerProcess:
         self.address = line.split()[-1]
         self.channel = grpc.insecure_channel(self.address)
         self.stub = advisor_pb2_grpc.LossAdvisorStub(self.channel)
+
+    def restart(self) -> int:
+        """Stop the server (SIGTERM) and start it again with the same arguments (on a new port); the old one's
+        exit code."""
+        code = self.stop()
+        self.__init__(*self.args)
+        return code
 
     def stop(self, timeout: float = 60) -> int:
         self.channel.close()
@@ -41,7 +50,11 @@ class ServerProcess:
 
 def details(error: grpc.RpcError) -> dict:
     """ErrorInfo reason, BadRequest fields and RetryInfo delay of a rich error."""
-    status = rpc_status.from_call(error)
+    return status_details(rpc_status.from_call(error))
+
+
+def status_details(status) -> dict:
+    """:func:`details` of a google.rpc.Status (a failed call's, or a long-running operation's error)."""
     found: dict = {"fields": {}}
     for detail in status.details if status else ():
         for kind in (error_details_pb2.ErrorInfo, error_details_pb2.BadRequest, error_details_pb2.RetryInfo):

@@ -73,7 +73,7 @@ def test_reflection_v1_and_v1alpha_list_the_services_and_describe_the_advisor(se
         reflection_pb2.ServerReflectionRequest(file_containing_symbol=V1),
     ])  # fmt: skip
     names = {s.name for s in listed.list_services_response.service}
-    assert names == {ADVISOR, "grpc.health.v1.Health", V1, V1ALPHA}
+    assert names == {ADVISOR, "google.longrunning.Operations", "grpc.health.v1.Health", V1, V1ALPHA}
     files = {}
     for raw in described.file_descriptor_response.file_descriptor_proto:
         file = descriptor_pb2.FileDescriptorProto.FromString(raw)
@@ -192,7 +192,8 @@ def _messages(found: dict, leave_out: dict | None = None) -> list:
 def test_field_behavior_marks_every_request_field_and_every_output():
     methods = pb.DESCRIPTOR.services_by_name["LossAdvisor"].methods
     requests = _reachable(m.input_type for m in methods)
-    responses = _reachable(m.output_type for m in methods)
+    # A long-running operation's metadata is an output too (its response is RecommendResponse).
+    responses = _reachable([*(m.output_type for m in methods), pb.RecommendMetadata.DESCRIPTOR])
     for message in _messages(requests):
         for field in message.fields:
             assert _behaviors(field) & {"REQUIRED", "OPTIONAL", "OUTPUT_ONLY"}, f"{field.full_name} has none"

@@ -25,8 +25,10 @@ with requires_extra("server", "the gRPC service (advisor.service)"):
 
     from advisor.cache import cache_path
     from advisor.rules.loader import load_rules
+    from advisor.service import operations as longrunning
     from advisor.service import reflection_v1, worker
     from advisor.service.servicer import SERVICE, Limits, LossAdvisorServicer
+    from advisor.trials.executors import connect, executor_for
     from lossadvisor.v1 import advisor_pb2 as pb
 
 LOG = logging.getLogger("advisor.service")
@@ -57,6 +59,14 @@ class ServerConfig:
     max_connection_age_s: float = 600.0
     keepalive_s: float = 60.0
     cache: bool | str | Path = True  # the result cache (advisor.cache.cache_path): True the default file
+    executor: str = "local"  # where the workers' calls run their trials (advisor.trials.executors)
+    ray_address: str | None = None
+    # Long-running operations (advisor.service.operations): the store file (True: operations-PORT.sqlite3 in
+    # the user cache folder, in memory for port 0; False: in memory), how long finished ones are kept, how
+    # many may wait for a worker.
+    operations: bool | str | Path = True
+    operations_ttl_s: float = longrunning.DEFAULT_TTL_S
+    operations_queue: int = longrunning.DEFAULT_QUEUE
 
 
 def _method(details: grpc.HandlerCallDetails) -> str:
@@ -171,7 +181,7 @@ def _handlers(servicer: LossAdvisorServicer) -> grpc.GenericRpcHandler:
             getattr(servicer, name), None, lambda m: m.SerializeToString()
         )
 
-    handlers = {name: unary(name) for name in ("Recommend", "ListLosses", "ValidateSpec")}
+    handlers = {name: unary(name) for name in ("Recommend", "StartRecommend", "ListLosses", "ValidateSpec")}
     handlers["RecommendStream"] = grpc.unary_stream_rpc_method_handler(
         servicer.RecommendStream, None, lambda m: m.SerializeToString()
     )
@@ -192,6 +202,18 @@ def _options(config: ServerConfig) -> list[tuple[str, Any]]:
     ]
 
 
+def _executor(config: ServerConfig) -> tuple[str, str | None]:
+    """The workers' executor settings. With Ray, this process connects (or starts a local Ray instance) before
+    the workers spawn, so a bad address or a missing extra fails the start, and the workers join that cluster
+    (``auto``) instead of each starting its own."""
+    executor_for(config.executor, config.ray_address)
+    if config.executor != "ray":
+        return ("local", None)
+    connect(config.ray_address)
+    LOG.info("trials run on Ray (%s)", config.ray_address or "a local Ray instance")
+    return ("ray", config.ray_address if (config.ray_address or "").startswith("ray://") else "auto")
+
+
 async def serve(config: ServerConfig, *, ready: Callable[[int], None] | None = None) -> None:
     """Run the server until SIGTERM or SIGINT, then drain: health NOT_SERVING, in-flight calls finish.
 
@@ -201,12 +223,17 @@ async def serve(config: ServerConfig, *, ready: Callable[[int], None] | None = N
     load_rules()
     cache = cache_path(config.cache)
     LOG.info("result cache: %s", cache or "off")
+    executor = _executor(config)
     context = multiprocessing.get_context("spawn")  # never fork after torch and grpc are initialised
     manager = context.Manager()
-    limits = Limits(dataset_bytes=int(config.dataset_limit_mb * 1024 * 1024), admission=config.workers)
+    limits = Limits(dataset_bytes=int(config.dataset_limit_mb * 1024 * 1024), admission=config.workers,
+                    queue=config.operations_queue)  # fmt: skip
     servicer = LossAdvisorServicer(
-        lambda: ProcessPoolExecutor(config.workers, mp_context=context, initializer=worker.initialize),
+        lambda: ProcessPoolExecutor(
+            config.workers, mp_context=context, initializer=worker.initialize, initargs=executor
+        ),
         manager, limits, cache=False if cache is None else str(cache),
+        operations=longrunning.open_store(config.operations, config.port, config.operations_ttl_s),
     )  # fmt: skip
     loop = asyncio.get_running_loop()
     await asyncio.gather(*(loop.run_in_executor(servicer.pool, worker.warm) for _ in range(config.workers)))
@@ -214,12 +241,13 @@ async def serve(config: ServerConfig, *, ready: Callable[[int], None] | None = N
     if config.token:
         interceptors.insert(0, AuthInterceptor(config.token))
     server = grpc.aio.server(interceptors=interceptors, options=_options(config))
-    server.add_generic_rpc_handlers((_handlers(servicer),))
+    server.add_generic_rpc_handlers((_handlers(servicer), longrunning.handlers(servicer.operations)))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     service_names = (
         pb.DESCRIPTOR.services_by_name["LossAdvisor"].full_name,
         HEALTH_SERVICE,
+        longrunning.SERVICE,
         reflection.SERVICE_NAME,
     )
     reflection_v1.enable_server_reflection(service_names, server)  # v1alpha and v1
@@ -233,7 +261,7 @@ async def serve(config: ServerConfig, *, ready: Callable[[int], None] | None = N
         port = server.add_insecure_port(address)
     if config.metrics_port is not None:
         start_http_server(config.metrics_port, addr=config.host)
-    for name in ("", SERVICE):
+    for name in ("", SERVICE, longrunning.SERVICE):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     await server.start()
     if ready is not None:
@@ -259,6 +287,7 @@ async def _drain(
     await asyncio.sleep(min(DRAIN_S, grace_s))  # balancers poll health and stop sending
     await server.stop(max(grace_s - (time.monotonic() - started), 0.0))
     cancelled = servicer.in_flight  # the calls still running when the grace ran out
+    await servicer.operations.stop()  # queued and running operations: the next start reports them ABORTED
     servicer.stop_workers()
     LOG.warning(
         "shut down in %.1f s (grace %.1f s): %d of %d calls in flight finished, %d cancelled at the end of the grace",

@@ -1,7 +1,8 @@
 """The LossAdvisor servicer: parse, validate, admit, delegate to a worker process, convert back.
 
 Handlers take raw request bytes so that garbage bytes become INVALID_ARGUMENT (a deserializer that raises
-would surface as UNKNOWN with a traceback).
+would surface as UNKNOWN with a traceback). StartRecommend validates as Recommend does and hands the work to
+a background operation (advisor.service.operations), which queues for the same worker slots.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
+from google.longrunning import operations_proto_pb2 as lro
 
 from advisor.core import (
     DEFAULT_BUDGET_S,
@@ -46,6 +47,7 @@ from advisor.service.convert import (
     task_from_proto,
     violations_to_proto,
 )
+from advisor.service.operations import DEFAULT_QUEUE, OperationsServicer, OperationStore
 from advisor.task import Head
 from lossadvisor.v1 import advisor_pb2 as pb
 
@@ -76,14 +78,16 @@ class Limits:
     dataset_bytes: int = DATASET_LIMIT_BYTES
     admission: int = 1
     rules_admission: int = 4  # large rules-only calls at once, each on a thread off the event loop
+    queue: int = DEFAULT_QUEUE  # operations waiting for a worker; StartRecommend sheds beyond
 
 
 class LossAdvisorServicer:
     """Small handlers: each converts, validates, and delegates to the core or a worker process."""
 
     def __init__(
-        self, new_pool: Callable[[], Executor], manager: Any, limits: Limits, *, cache: str | bool = False
-    ) -> None:
+        self, new_pool: Callable[[], Executor], manager: Any, limits: Limits, *, cache: str | bool = False,
+        operations: OperationStore | None = None,
+    ) -> None:  # fmt: skip
         self.new_pool, self.manager, self.limits = new_pool, manager, limits
         self.cache = cache  # the result cache file the workers open (advisor.cache), or False for none
         self.pool = new_pool()
@@ -92,6 +96,11 @@ class LossAdvisorServicer:
         self.slots = asyncio.Semaphore(limits.admission)
         self.rule_slots = asyncio.Semaphore(limits.rules_admission)
         self.shed = 0
+        # Long-running operations (StartRecommend): they wait for the same slots instead of being shed.
+        self.operations = OperationsServicer(
+            operations or OperationStore(None), slots=self.slots, work=self._operation_work,
+            new_cancel=manager.Event, draining=lambda: self.draining,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------------------------------ handlers
 
@@ -128,12 +137,20 @@ class LossAdvisorServicer:
             else:
                 yield pb.RecommendEvent(progress=progress_to_proto(event))
 
+    async def StartRecommend(self, raw: bytes, context: grpc.aio.ServicerContext) -> lro.Operation:
+        with self._counted():
+            payload = await self._payload(raw, context)
+            if self.operations.queued >= self.limits.queue:
+                await self._shed(context, f"all {self.limits.admission} trial workers and {self.limits.queue} "
+                                 "queued operations")  # fmt: skip
+            return await self.operations.start(payload, context)
+
     async def ListLosses(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.ListLossesResponse:
-        await self._parse(raw, pb.ListLossesRequest, context)
+        await status.parse(raw, pb.ListLossesRequest, context)
         return pb.ListLossesResponse(losses=[loss_entry_to_proto(info) for info in catalog()])
 
     async def ValidateSpec(self, raw: bytes, context: grpc.aio.ServicerContext) -> pb.ValidateSpecResponse:
-        request = await self._parse(raw, pb.ValidateSpecRequest, context)
+        request = await status.parse(raw, pb.ValidateSpecRequest, context)
         try:
             spec = normalize_spec(request.spec_json)
         except AdvisorError as exc:
@@ -141,13 +158,6 @@ class LossAdvisorServicer:
         return pb.ValidateSpecResponse(valid=True, normalized_spec_json=spec.to_json())
 
     # ------------------------------------------------------------------------------------------ helpers
-
-    async def _parse(self, raw: bytes, message: type, context: grpc.aio.ServicerContext) -> Any:
-        try:
-            return message.FromString(raw)
-        except DecodeError as exc:
-            violation = FieldViolation("request", f"not a valid {message.__name__} message: {exc}")
-            await status.invalid(context, [violation], "MALFORMED_REQUEST")
 
     @contextlib.contextmanager
     def _counted(self) -> Iterator[None]:
@@ -169,7 +179,7 @@ class LossAdvisorServicer:
                 context, grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry on another instance",
                 "DRAINING", retry_after_s=RETRY_AFTER_S,
             )  # fmt: skip
-        request = await self._parse(raw, pb.RecommendRequest, context)
+        request = await status.parse(raw, pb.RecommendRequest, context)
         try:
             options = options_from_proto(request.options)
         except AdvisorError as exc:
@@ -266,7 +276,7 @@ class LossAdvisorServicer:
             async with self.rule_slots:
                 return await asyncio.to_thread(call)
         except RuleLoadError as exc:
-            await _rules_broken(context, exc.violations)
+            await _rules_broken(exc.violations).abort(context)
         except AdvisorError as exc:
             violations = [FieldViolation(*v) for v in worker.request_violations(exc, payload)]
             await status.invalid(context, violations, _REASONS.get(type(exc).__name__, "INVALID_ARGUMENT"))
@@ -290,7 +300,8 @@ class LossAdvisorServicer:
         return min(budget, remaining - DEADLINE_MARGIN_S)
 
     async def _trials(self, payload: dict[str, Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        """Run a call in a worker: progress dicts as they come, then the Recommendation."""
+        """Run a call in a worker: progress dicts as they come, then the Recommendation. The call's deadline
+        caps the trial budget, and a call that finds every worker busy is shed."""
         budget = self._budget(payload, context)
         if budget is None:
             await status.abort(
@@ -300,43 +311,66 @@ class LossAdvisorServicer:
             )  # fmt: skip
         if self.slots.locked():
             await self._shed(context, f"all {self.limits.admission} trial workers")
-        async with self.slots:
-            cancel, progress = self.manager.Event(), self.manager.Queue()
-            job = {**payload, "options": {**payload["options"], "budget_s": budget}}
-            job.pop("trials")
-            pool = self.pool
-            try:
-                future = asyncio.get_running_loop().run_in_executor(pool, worker.run, job, cancel, progress)
-                while not future.done():
-                    for event in await asyncio.to_thread(_drain, progress):
-                        yield event
-                    await asyncio.wait({future}, timeout=0.1)
-                outcome = future.result()
-                for event in _drain(progress, wait=False):
+        try:
+            async with self.slots:
+                async for event in self._work(payload, budget, self.manager.Event()):
                     yield event
-            except BrokenProcessPool:
-                self._replace(pool)
-                await status.abort(
-                    context, grpc.StatusCode.UNAVAILABLE,
-                    "the trial worker stopped during this call (killed, or out of memory); a fresh one is "
-                    "starting: retry", "WORKER_LOST", retry_after_s=RETRY_AFTER_S,
-                )  # fmt: skip
-            except BaseException:
-                # Client cancel or deadline: stop the worker, and keep its slot until it has really stopped. A
-                # step that does not check the cancel flag (profiling a very wide CSV) has STOP_GRACE_S to end;
-                # then its worker is killed and replaced, so the slot never stays blocked past the deadline.
-                cancel.set()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.shield(future), STOP_GRACE_S)
-                if not future.done():
-                    future.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody awaits it now
-                    self._kill(pool)
-                raise
+        except status.Failure as failure:
+            await failure.abort(context)
+
+    async def _operation_work(
+        self, payload: dict[str, Any], cancel: Any
+    ) -> AsyncIterator[pb.Progress | pb.RecommendResponse]:
+        """An operation's run (its caller holds a slot): no deadline, so the options' budget is the cap."""
+        budget = payload["options"].get("budget_s", DEFAULT_BUDGET_S)
+        async for event in self._work(payload, budget, cancel):
+            yield await _to_proto(event) if isinstance(event, Recommendation) else progress_to_proto(event)
+
+    async def _work(self, payload: dict[str, Any], budget: float, cancel: Any) -> AsyncIterator[Any]:
+        """Run a validated payload on a worker while the caller holds a slot: progress dicts as they come, then
+        the Recommendation; :class:`status.Failure` for bad input and a lost worker. Setting ``cancel`` ends the
+        trials early with what they found; closing the iteration (client cancel, deadline, shutdown) stops the
+        worker."""
+        progress = self.manager.Queue()
+        job = {**payload, "options": {**payload["options"], "budget_s": budget}}
+        job.pop("trials")
+        pool = self.pool
+        try:
+            future = asyncio.get_running_loop().run_in_executor(pool, worker.run, job, cancel, progress)
+            while not future.done():
+                for event in await asyncio.to_thread(_drain, progress):
+                    yield event
+                await asyncio.wait({future}, timeout=0.1)
+            outcome = future.result()
+            for event in _drain(progress, wait=False):
+                yield event
+        except BrokenProcessPool:
+            self._replace(pool)
+            raise status.Failure(
+                grpc.StatusCode.UNAVAILABLE,
+                "the trial worker stopped during this call (killed, or out of memory); a fresh one is starting: "
+                "retry", "WORKER_LOST", retry_after_s=RETRY_AFTER_S,
+            ) from None  # fmt: skip
+        except BaseException:
+            # Client cancel or deadline: stop the worker, and keep its slot until it has really stopped. A
+            # step that does not check the cancel flag (profiling a very wide CSV) has STOP_GRACE_S to end;
+            # then its worker is killed and replaced, so the slot never stays blocked past the deadline.
+            cancel.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(future), STOP_GRACE_S)
+            if not future.done():
+                future.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody awaits it now
+                self._kill(pool)
+            raise
+        if "lost" in outcome:  # a Ray worker running its trials died
+            raise status.Failure(
+                grpc.StatusCode.UNAVAILABLE, outcome["lost"], "WORKER_LOST", retry_after_s=RETRY_AFTER_S
+            )
         if "violations" in outcome:
             violations = [FieldViolation(field, description) for field, description in outcome["violations"]]
             if outcome["kind"] == RuleLoadError.__name__:
-                await _rules_broken(context, violations)
-            await status.invalid(context, violations, _REASONS.get(outcome["kind"], "INVALID_ARGUMENT"))
+                raise _rules_broken(violations)
+            raise status.invalid_argument(violations, _REASONS.get(outcome["kind"], "INVALID_ARGUMENT"))
         yield Recommendation.model_validate_json(outcome["result"])
 
 
@@ -358,14 +392,14 @@ async def _to_proto(result: Recommendation) -> pb.RecommendResponse:
     return await asyncio.to_thread(response_to_proto, result)
 
 
-async def _rules_broken(context: grpc.aio.ServicerContext, violations: list[FieldViolation]) -> None:
+def _rules_broken(violations: list[FieldViolation]) -> status.Failure:
     """Rule files that stopped loading after the start are the operator's fault, not the client's."""
     LOG.error("the rule files do not load: %s", "; ".join(str(v) for v in violations))
-    await status.abort(
-        context, grpc.StatusCode.INTERNAL,
+    return status.Failure(
+        grpc.StatusCode.INTERNAL,
         "the server's rule files do not load; its operator has to fix them (the server log says where)",
         "RULES_BROKEN",
-    )  # fmt: skip
+    )
 
 
 def _drain(queue: Any, *, wait: bool = True) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 import datetime
 
 from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.longrunning import operations_pb2 as _operations_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -529,6 +530,34 @@ class Progress(_message.Message):
     elapsed_s: float
     elapsed: _duration_pb2.Duration
     def __init__(self, head: _Optional[str] = ..., epoch: _Optional[int] = ..., epochs: _Optional[int] = ..., alive: _Optional[int] = ..., members: _Optional[int] = ..., best_so_far: _Optional[float] = ..., elapsed_s: _Optional[float] = ..., elapsed: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class RecommendMetadata(_message.Message):
+    __slots__ = ("state", "create_time", "update_time", "progress", "expire_time")
+    class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATE_UNSPECIFIED: _ClassVar[RecommendMetadata.State]
+        QUEUED: _ClassVar[RecommendMetadata.State]
+        RUNNING: _ClassVar[RecommendMetadata.State]
+        SUCCEEDED: _ClassVar[RecommendMetadata.State]
+        FAILED: _ClassVar[RecommendMetadata.State]
+        CANCELLED: _ClassVar[RecommendMetadata.State]
+    STATE_UNSPECIFIED: RecommendMetadata.State
+    QUEUED: RecommendMetadata.State
+    RUNNING: RecommendMetadata.State
+    SUCCEEDED: RecommendMetadata.State
+    FAILED: RecommendMetadata.State
+    CANCELLED: RecommendMetadata.State
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    state: RecommendMetadata.State
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    progress: Progress
+    expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, state: _Optional[_Union[RecommendMetadata.State, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListLossesRequest(_message.Message):
     __slots__ = ()

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 from lossadvisor.v1 import advisor_pb2 as lossadvisor_dot_v1_dot_advisor__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -55,6 +56,11 @@ class LossAdvisorStub:
                 request_serializer=lossadvisor_dot_v1_dot_advisor__pb2.ValidateSpecRequest.SerializeToString,
                 response_deserializer=lossadvisor_dot_v1_dot_advisor__pb2.ValidateSpecResponse.FromString,
                 _registered_method=True)
+        self.StartRecommend = channel.unary_unary(
+                '/lossadvisor.v1.LossAdvisor/StartRecommend',
+                request_serializer=lossadvisor_dot_v1_dot_advisor__pb2.RecommendRequest.SerializeToString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
+                _registered_method=True)
 
 
 class LossAdvisorServicer:
@@ -89,6 +95,19 @@ class LossAdvisorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartRecommend(self, request, context):
+        """As Recommend, as a long-running operation: the request is validated as Recommend's (INVALID_ARGUMENT with
+        field violations), then the operation (name "operations/" and 32 hex digits, done false) returns at once.
+        It runs in the background on the same trial workers, waiting in a bounded queue for a free one (a full
+        queue answers RESOURCE_EXHAUSTED with RetryInfo); the deadline of this call does not bound it. Follow it
+        with google.longrunning.Operations; finished operations are kept for the server's retention time
+        (--operations-ttl, default 24 h). An operation still queued or running when the server stopped reads,
+        after the restart, as done with error ABORTED: start it again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LossAdvisorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +130,11 @@ def add_LossAdvisorServicer_to_server(servicer, server):
                     servicer.ValidateSpec,
                     request_deserializer=lossadvisor_dot_v1_dot_advisor__pb2.ValidateSpecRequest.FromString,
                     response_serializer=lossadvisor_dot_v1_dot_advisor__pb2.ValidateSpecResponse.SerializeToString,
+            ),
+            'StartRecommend': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartRecommend,
+                    request_deserializer=lossadvisor_dot_v1_dot_advisor__pb2.RecommendRequest.FromString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +246,33 @@ class LossAdvisor:
             '/lossadvisor.v1.LossAdvisor/ValidateSpec',
             lossadvisor_dot_v1_dot_advisor__pb2.ValidateSpecRequest.SerializeToString,
             lossadvisor_dot_v1_dot_advisor__pb2.ValidateSpecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartRecommend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lossadvisor.v1.LossAdvisor/StartRecommend',
+            lossadvisor_dot_v1_dot_advisor__pb2.RecommendRequest.SerializeToString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options,
             channel_credentials,
             insecure,
