@@ -11,6 +11,7 @@ import json
 import re
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -83,6 +84,10 @@ rules_app = typer.Typer(
     cls=_Group, help="Validate, test and list the rules that propose candidate losses.", no_args_is_help=True
 )
 app.add_typer(rules_app, name="rules")
+operation_app = typer.Typer(
+    cls=_Group, help="Follow, cancel and list long-running recommendations on a server.", no_args_is_help=True
+)
+app.add_typer(operation_app, name="operation")
 console = Console()
 
 
@@ -500,6 +505,14 @@ def recommend_command(
             help="Ray cluster to join (auto, or ray://HOST:10001; default: RAY_ADDRESS, else a local one).",
         ),
     ] = None,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach",
+            help="With --server: start a long-running operation, print its name and return (follow it with "
+            "advisor-cli operation wait NAME).",
+        ),
+    ] = False,
 ) -> None:
     """Recommend configured losses for a CSV, images and masks, audio clips and their targets, or a task
     description, proven by quick trial fits."""
@@ -516,6 +529,9 @@ def recommend_command(
     if server and (executor != "local" or ray_address):
         raise UsageError(FieldViolation("executor", "--executor and --ray-address are local; the service "
                                         "runs trials on its own executor (serve --executor)"))  # fmt: skip
+    if detach and (not server or report or out):
+        raise UsageError(FieldViolation("detach", "--detach needs --server and excludes --report and --out "
+                                        "(the result is read later with advisor-cli operation wait)"))  # fmt: skip
     if cache is not None and (no_cache or server):
         raise UsageError(FieldViolation("cache", "--cache PATH is local and excludes --no-cache and --server "
                                         "(the service uses its own cache; --no-cache skips it)"))  # fmt: skip
@@ -536,6 +552,11 @@ def recommend_command(
                "cache": False if no_cache else True if cache is None else str(cache)}  # fmt: skip
     from advisor.display import print_recommendation, progress_bar
 
+    if detach:
+        with _operations_client(server) as client:
+            name = client.start_recommend(source, **_remote_options(options))
+        typer.echo(json.dumps({"name": name}) if as_json else name)
+        return
     with stop.on_interrupt(), progress_bar(as_json) as on_progress:
         if server:
             result = _remote_recommend(server, source, options, on_progress)
@@ -581,6 +602,13 @@ def _training_option(text: str | None) -> dict[str, str] | None:
     return {key.strip(): value.strip() for key, value in (part.split("=") for part in pairs)}
 
 
+def _remote_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options a service call takes: those set (target and task as the client names them)."""
+    remote = {k: v for k, v in options.items() if v is not None and k not in ("target", "task")}
+    remote.update({k: options[k] for k in ("target", "task") if options[k] is not None})
+    return remote
+
+
 def _remote_recommend(server: str, source: str, options: dict[str, Any], on_progress: Any) -> Any:
     """The same recommendation through the gRPC service; progress events feed the same progress bar."""
     import os
@@ -588,8 +616,7 @@ def _remote_recommend(server: str, source: str, options: dict[str, Any], on_prog
 
     from advisor.client import AdvisorClient
 
-    remote = {k: v for k, v in options.items() if v is not None and k not in ("target", "task")}
-    remote.update({k: options[k] for k in ("target", "task") if options[k] is not None})
+    remote = _remote_options(options)
 
     def progress(event: Any) -> None:
         if on_progress is not None:
@@ -748,6 +775,117 @@ def serve_command(
 
     asyncio.run(serve(config, ready=ready))
     typer.echo("stopped: in-flight calls finished", err=True)
+
+
+ServerOption = Annotated[
+    str,
+    typer.Option("--server", help="The Loss Advisor service at HOST:PORT (token from LOSS_ADVISOR_TOKEN)."),
+]
+NameArgument = Annotated[str, typer.Argument(help="The operation's name, operations/<id>.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+@contextlib.contextmanager
+def _operations_client(server: str) -> Iterator[Any]:
+    import os
+
+    with requires_extra("server", "advisor-cli operation"):
+        from advisor.client import AdvisorClient
+
+    with AdvisorClient(server, token=os.environ.get("LOSS_ADVISOR_TOKEN")) as client:
+        yield client
+
+
+def _operation_json(operation: Any) -> dict[str, Any]:
+    from google.protobuf import json_format
+
+    found: dict[str, Any] = {"name": operation.name, "state": operation.state, "done": operation.done}
+    if operation.progress is not None:
+        found["progress"] = json_format.MessageToDict(operation.progress, preserving_proto_field_name=True)
+    if operation.recommendation is not None:
+        found["recommendation"] = operation.recommendation.model_dump(mode="json")
+    if operation.error is not None:
+        found["error"] = str(operation.error)
+    return found
+
+
+def _operation_line(operation: Any) -> str:
+    line = f"{operation.name}: {operation.state}"
+    progress = operation.progress
+    if progress is not None and not operation.done:
+        line += f" (head {progress.head}, epoch {progress.epoch}/{progress.epochs})"
+    return line + (f": {operation.error}" if operation.error is not None else "")
+
+
+def _print_operation(operation: Any, as_json: bool) -> None:
+    """One line of state, then the recommendation once there is one; exit 1 when the operation failed."""
+    if as_json:
+        typer.echo(json.dumps(_operation_json(operation), indent=2))
+    else:
+        typer.echo(_operation_line(operation))
+        if operation.recommendation is not None:
+            from advisor.display import print_recommendation
+
+            print_recommendation(console, operation.recommendation, None, explain=False)
+    if operation.error is not None and operation.state != "cancelled":
+        raise typer.Exit(1)
+
+
+@operation_app.command("get")
+def operation_get(name: NameArgument, server: ServerOption, as_json: JsonOption = False) -> None:
+    """Where an operation stands; its recommendation once it is done."""
+    with _operations_client(server) as client:
+        _print_operation(client.get_operation(name), as_json)
+
+
+@operation_app.command("wait")
+def operation_wait(
+    name: NameArgument,
+    server: ServerOption,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Seconds to wait at most (default: until done).", min=0)
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Wait until an operation is done (or the timeout passes), then print it as get does."""
+    with _operations_client(server) as client:
+        _print_operation(client.wait_operation(name, timeout), as_json)
+
+
+@operation_app.command("cancel")
+def operation_cancel(name: NameArgument, server: ServerOption) -> None:
+    """Stop an operation: a queued one ends cancelled, a running one keeps what its trials found."""
+    with _operations_client(server) as client:
+        client.cancel_operation(name)
+    typer.echo(f"{name}: cancel requested")
+
+
+@operation_app.command("delete")
+def operation_delete(name: NameArgument, server: ServerOption) -> None:
+    """Forget a finished operation."""
+    with _operations_client(server) as client:
+        client.delete_operation(name)
+    typer.echo(f"{name}: deleted")
+
+
+@operation_app.command("list")
+def operation_list(
+    server: ServerOption,
+    done: Annotated[
+        bool | None, typer.Option("--done/--running", help="Only finished ones, or only unfinished ones.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many.", min=1)] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """The operations the server keeps, oldest first."""
+    with _operations_client(server) as client:
+        found = client.list_operations(done=done, limit=limit)
+    if as_json:
+        typer.echo(json.dumps([_operation_json(o) for o in found], indent=2))
+    else:
+        for operation in found:
+            typer.echo(_operation_line(operation))
+        typer.echo(f"{len(found)} operation{'s' * (len(found) != 1)}")
 
 
 class UsageError(AdvisorError):

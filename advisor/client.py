@@ -328,6 +328,26 @@ class AdvisorClient:
             # An early answer (the server is draining): at most one WaitOperation a second, never a busy loop.
             time.sleep(max(min(asked + 1.0, deadline) - time.monotonic(), 0.0))
 
+    def list_operations(self, *, done: bool | None = None, limit: int = 100) -> list[RecommendOperation]:
+        """Up to ``limit`` operations the server keeps, oldest first; ``done`` True or False filters by state."""
+        found: list[RecommendOperation] = []
+        token = ""
+        while len(found) < limit:
+            request = lro.ListOperationsRequest(
+                filter="" if done is None else f"done={str(done).lower()}",
+                page_size=min(limit - len(found), 100), page_token=token,
+            )  # fmt: skip
+            response = self._call(self.operations.ListOperations, request)
+            found += [_operation(operation) for operation in response.operations]
+            token = response.next_page_token
+            if not token:
+                break
+        return found
+
+    def delete_operation(self, name: str) -> None:
+        """Forget a finished operation (FAILED_PRECONDITION while it runs)."""
+        self._call(self.operations.DeleteOperation, lro.DeleteOperationRequest(name=name))
+
     def cancel_operation(self, name: str) -> None:
         """Ask the operation to stop: a queued one ends cancelled, a running one keeps what its trials found."""
         self._call(self.operations.CancelOperation, lro.CancelOperationRequest(name=name))

@@ -4,9 +4,12 @@ the store's expiry, damaged-file rebuild and in-memory mode in process."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 
@@ -359,3 +362,35 @@ def test_start_recommend_declares_its_response_and_metadata_types():
     assert method.output_type.full_name == "google.longrunning.Operation"
     assert pb.DESCRIPTOR.message_types_by_name[info.response_type] is pb.RecommendResponse.DESCRIPTOR
     assert pb.DESCRIPTOR.message_types_by_name[info.metadata_type] is pb.RecommendMetadata.DESCRIPTOR
+
+
+def test_the_cli_detaches_then_waits_lists_and_deletes(server, tmp_path):
+    task = tmp_path / "task.json"
+    task.write_text(json.dumps({"heads": [{"type": "multiclass", "class_histogram": [500, 150, 40]}]}))
+    cli = [sys.executable, "-m", "advisor"]
+    where = ["--server", server.address]
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*cli, *args], capture_output=True, text=True, timeout=180)
+
+    started = run("recommend", "--task-json", str(task), "--epochs", "2", "--repeats", "2", "--no-cache",
+                  "--detach", *where)  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    name = started.stdout.strip()
+    assert name.startswith("operations/") and len(name) == len("operations/") + 32
+    waited = run("operation", "wait", name, *where, "--json")
+    assert waited.returncode == 0, waited.stderr
+    found = json.loads(waited.stdout)
+    assert found["state"] == "succeeded" and found["done"]
+    assert found["recommendation"]["heads"][0]["evidence_source"] == "synthetic"
+    shown = run("operation", "get", name, *where)
+    assert shown.stdout.splitlines()[0] == f"{name}: succeeded" and "Train with" in shown.stdout
+    listed = run("operation", "list", "--done", *where)
+    assert f"{name}: succeeded" in listed.stdout.splitlines()
+    assert run("operation", "delete", name, *where).stdout.strip() == f"{name}: deleted"
+    missing = run("operation", "get", name, *where)
+    assert (
+        missing.returncode != 0 and name in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    )
+    refused = run("recommend", "--task-json", str(task), "--detach")
+    assert refused.returncode == 2 and "detach" in refused.stderr
