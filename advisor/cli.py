@@ -518,12 +518,13 @@ def recommend_command(
     description, proven by quick trial fits."""
     if (data is None) == (task_json is None):
         raise UsageError(FieldViolation("data", "give a CSV file or --task-json, not both or neither"))
-    if masks is not None and (data is None or server):
+    # With --server the client reads the pairs and sends them as arrays (Dataset.npz).
+    if masks is not None and data is None:
         raise UsageError(FieldViolation("masks", "--masks goes with DATA, the images (folder or .npy file), "
-                                        "and is local: not with --task-json or --server"))  # fmt: skip
-    if target_audio is not None and (data is None or server):
+                                        "not with --task-json"))  # fmt: skip
+    if target_audio is not None and data is None:
         raise UsageError(FieldViolation("target_audio", "--target-audio goes with DATA, the folder of input "
-                                        "clips, and is local: not with --task-json or --server"))  # fmt: skip
+                                        "clips, not with --task-json"))  # fmt: skip
     if server and rules:
         raise UsageError(FieldViolation("rules", "--rules folders are local; the service uses its own rules"))
     if server and (executor != "local" or ray_address):
@@ -609,7 +610,9 @@ def _remote_options(options: dict[str, Any]) -> dict[str, Any]:
     return remote
 
 
-def _remote_recommend(server: str, source: str, options: dict[str, Any], on_progress: Any) -> Any:
+def _remote_recommend(
+    server: str, source: str | tuple[str, str], options: dict[str, Any], on_progress: Any
+) -> Any:
     """The same recommendation through the gRPC service; progress events feed the same progress bar."""
     import os
     from types import SimpleNamespace

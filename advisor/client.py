@@ -7,6 +7,8 @@ Example::
         result = client.recommend({"heads": [{"type": "binary", "class_histogram": [900, 100]}]})
         result.best().spec
         client.recommend("data.csv", target="y")  # or an Arrow IPC / Feather file, or a DataFrame
+        client.recommend("cells.npz")  # images and masks: an .npz, (images, masks) arrays, folders, a manifest
+        client.recommend(("noisy/", "clean/"))  # audio clips, or (inputs, targets) arrays with sample_rate=
         name = client.start_recommend("data.csv", target="y")  # a long-running operation, returns at once
         client.wait_operation(name).recommendation
 """
@@ -30,6 +32,7 @@ from grpc_status import rpc_status
 
 from advisor.errors import AdvisorError, FieldViolation
 from advisor.recommendation import Recommendation
+from advisor.service import npz
 from advisor.service.convert import (
     DATASET_LIMIT_BYTES,
     duration,
@@ -80,7 +83,8 @@ _REFUSED_MAGIC = (
 )  # fmt: skip
 _ALLOWED = (
     "a CSV file (any other suffix is read as CSV text), an Arrow IPC or Feather v2 file "
-    f"({', '.join(ARROW_SUFFIXES)}), a pandas DataFrame, or a task description"
+    f"({', '.join(ARROW_SUFFIXES)}), a pandas DataFrame, a task description, or for segmentation and audio an "
+    ".npz file, (images, masks) or (inputs, targets) arrays, or their folders or manifest CSV"
 )
 
 
@@ -126,6 +130,9 @@ def _status_error(status: status_pb2.Status) -> ServiceError:
     return ServiceError(code, _bad_request(status) or [FieldViolation("", f"{code.name}: {status.message}")])
 
 
+# The channel's message limit (the server's default --max-message-mb), and what a request adds to its dataset.
+MESSAGE_BYTES = 16 * 1024 * 1024
+REQUEST_MARGIN_BYTES = 1024 * 1024
 # A wait_operation call asks the server to wait at most this long per WaitOperation (the server caps it too).
 WAIT_SLICE_S = 30.0
 # Deadline of a WaitOperation beyond the wait it asks for.
@@ -193,6 +200,128 @@ def _file_content(path: Path, limit: int | None) -> tuple[str, bytes]:
     return "csv", content
 
 
+def _npz_file(path: Path, limit: int | None) -> bytes:
+    """An .npz file's bytes as they are: the service reads its keys (and refuses any but its two sets)."""
+    if not path.is_file():
+        raise DataError(FieldViolation("data", f"no such file: {path}"))
+    _check_size(path.stat().st_size, path.name, limit)
+    return path.read_bytes()
+
+
+def _check_expanded(size: int, what: str, limit: int | None) -> None:
+    """Refuse arrays the server would refuse uncompressed, before they are read into memory."""
+    if limit is not None and size > npz.EXPANSION * limit:
+        raise DataError(FieldViolation(
+            "data", f"{what} take at least {size:,} bytes as arrays; the server accepts at most "
+            f"{npz.EXPANSION * limit:,} ({npz.EXPANSION} times its --dataset-limit-mb): use fewer or smaller ones, "
+            "or run advisor.recommend in-process",
+        ))  # fmt: skip
+
+
+def _array_dataset(
+    data: Any, target: Any, task: str | None, sample_rate: int | None, max_rows: int, limit: int | None
+) -> tuple[bytes, int | None] | None:
+    """Segmentation or audio data as npz bytes and the clips' sample rate; None for anything else (a table).
+
+    Arrays go as they are (the service samples them as ``advisor.recommend`` would). Folders, manifests and
+    .npy pairs are recognised and read by the profiler's own readers, with the sample ``advisor.recommend``
+    draws (its default ``random_state`` 0), so the service profiles the pairs the in-process call would.
+    """
+    from advisor.profiling.audio import is_audio_source
+    from advisor.profiling.common import ProfileError, check_options
+    from advisor.profiling.images import is_segmentation_source
+
+    try:
+        check_options(task, max_rows)  # before max_rows sizes a sample
+        if is_audio_source(data, target, task, sample_rate):
+            arrays, sample_rate = _audio_arrays(data, sample_rate, max_rows, limit)
+        elif is_segmentation_source(data, target, task):
+            arrays = _segmentation_arrays(data, max_rows, limit)
+        else:
+            return None
+    except ProfileError as exc:  # the message the in-process call gives, naming the same field
+        raise DataError(exc.violations) from None
+    return npz.pack(arrays), sample_rate
+
+
+def _is_paths(data: Any) -> bool:
+    """Files to read (a path, or a pair with a path in it: the reader refuses a path beside an array)."""
+    return not isinstance(data, tuple | list) or any(isinstance(part, str | Path) for part in data)
+
+
+def _segmentation_arrays(data: Any, max_rows: int, limit: int | None) -> dict[str, Any]:
+    import numpy as np
+
+    from advisor.profiling.images import MAX_IMAGES, open_pairs
+
+    if not _is_paths(data):
+        return dict(zip(npz.KEYS["segmentation"], data, strict=True))
+    pairs = open_pairs(data, min(max_rows, MAX_IMAGES), np.random.default_rng(0))
+    each = [pairs.size(int(i)) for i in pairs.indices]  # from the file headers: no pixel is read yet
+    # A lower bound of what the arrays take: one float32 channel per pixel.
+    _check_expanded(sum(h * w * 4 for h, w in each), "the images", limit)
+    sizes = set(each)
+    if len(sizes) > 1:
+        shown = ", ".join(f"{h}x{w}" for h, w in sorted(sizes)[:5])
+        raise DataError(FieldViolation(
+            "data", f"the images have {len(sizes)} sizes ({shown}{' ...' if len(sizes) > 5 else ''}, height x "
+            "width); the service takes arrays, of one size: resize them to one size, or run advisor.recommend "
+            "in-process",
+        ))  # fmt: skip
+    images, masks = zip(*(pairs.load(int(i)) for i in pairs.indices), strict=True)
+    return {"images": np.stack(images), "masks": np.stack(masks)}
+
+
+def _audio_arrays(
+    data: Any, sample_rate: int | None, max_rows: int, limit: int | None
+) -> tuple[dict[str, Any], int]:
+    import numpy as np
+
+    from advisor.profiling.audio import MAX_CLIPS, _checked_infos, open_audio
+
+    if not _is_paths(data):
+        if sample_rate is None:
+            raise DataError(FieldViolation("sample_rate", "arrays do not say their sample rate: pass "
+                                           "sample_rate=, in Hz"))  # fmt: skip
+        return dict(zip(npz.KEYS["audio"], data, strict=True)), sample_rate
+    pairs = open_audio(data, min(max_rows, MAX_CLIPS), np.random.default_rng(0), sample_rate)
+    infos = _checked_infos(pairs)  # the profiler's checks: one rate, each target its input's length
+    _check_expanded(sum(2 * 4 * info.channels * info.frames for info in infos), "the clips", limit)
+    shapes = {(info.channels, info.frames) for info in infos}
+    if len(shapes) > 1:
+        shown = ", ".join(f"{c} x {f:,}" for c, f in sorted(shapes)[:5])
+        raise DataError(FieldViolation(
+            "data", f"the clips have {len(shapes)} shapes ({shown}{' ...' if len(shapes) > 5 else ''}, channels x "
+            "samples); the service takes arrays, of one shape: trim or pad them to one length, or run "
+            "advisor.recommend in-process",
+        ))  # fmt: skip
+    loaded = [pairs.load(int(i), 0, info.frames) for i, info in zip(pairs.indices, infos, strict=True)]
+    inputs, targets = zip(*loaded, strict=True)
+    return {"inputs": np.stack(inputs), "targets": np.stack(targets)}, infos[0].rate
+
+
+def _content(
+    data: Any, target: Any, task: str | None, sample_rate: int | None, max_rows: int, limit: int | None
+) -> tuple[str, bytes, int | None]:
+    """The Dataset content field to set, its bytes, and the sample rate to send with them."""
+    if hasattr(data, "to_csv"):  # a DataFrame: no pandas import here for the other inputs
+        content = data.to_csv(index=False).encode("utf-8")
+        _check_size(len(content), "the DataFrame as CSV", limit)
+        return "csv", content, sample_rate
+    is_path = isinstance(data, str | Path)
+    suffix = Path(data).suffix.lower() if is_path else ""
+    if suffix == ".npz":
+        return "npz", _npz_file(Path(data), limit), sample_rate
+    if (is_path and suffix not in ARROW_SUFFIXES) or (isinstance(data, tuple | list) and len(data) == 2):
+        packed = _array_dataset(data, target, task, sample_rate, max_rows, limit)
+        if packed is not None:
+            _check_size(len(packed[0]), "the arrays as .npz", limit)
+            return "npz", *packed
+    if is_path:
+        return *_file_content(Path(data), limit), sample_rate
+    raise DataError(FieldViolation("data", f"got {type(data).__name__}; {_ALLOWED}"))
+
+
 def _options(options: dict[str, Any]) -> pb.Options:
     """Options as ``recommend()`` takes them; the Duration and enum fields are filled beside the deprecated
     seconds and strings, so older servers (which know only those) and newer ones read the same request."""
@@ -205,16 +334,19 @@ def _options(options: dict[str, Any]) -> pb.Options:
 
 def build_request(
     data_or_task: Any, *, target: str | list[str] | None = None, task: str | None = None,
-    dataset_limit_bytes: int | None = DATASET_LIMIT_BYTES, **options: Any,
+    sample_rate: int | None = None, dataset_limit_bytes: int | None = DATASET_LIMIT_BYTES, **options: Any,
 ) -> pb.RecommendRequest:  # fmt: skip
     """A RecommendRequest from a task description (dict, JSON, TaskDescription), a data file path (``str`` or
     ``pathlib.Path``: CSV, or Arrow IPC / Feather v2 by suffix ``.arrow``, ``.feather``, ``.ipc`` or by the
-    ``ARROW1`` magic bytes) or a pandas DataFrame (sent as CSV bytes, which the service reads with the same
-    reader as files).
+    ``ARROW1`` magic bytes), a pandas DataFrame (sent as CSV bytes, which the service reads with the same
+    reader as files), or segmentation and audio data (sent as ``Dataset.npz``): an ``.npz`` file (as it is),
+    arrays ``(images, masks)`` or ``(inputs, targets)`` with ``sample_rate``, or what ``advisor.recommend``
+    reads from files: folders ``(images, masks)`` or ``(inputs, targets)``, a pair of .npy files, a manifest
+    CSV (these are read here, sampled as in-process, and packed).
 
     Raises :class:`DataError` (a ``ValueError``) naming ``data`` for a missing file, a format the service does
-    not read (Parquet, Excel, compressed files), or more than ``dataset_limit_bytes`` (the server's default;
-    None: no check here, the server still checks).
+    not read (Parquet, Excel, compressed files), images or clips that differ in size (arrays have one), or more
+    than ``dataset_limit_bytes`` (the server's default; None: no check here, the server still checks).
     """
     request = pb.RecommendRequest(options=_options(options))
     is_text = isinstance(data_or_task, str)
@@ -223,20 +355,24 @@ def build_request(
         or (is_text and data_or_task.lstrip().startswith("{"))
         or hasattr(data_or_task, "heads")
     ):
+        if sample_rate is not None:  # as advisor.recommend refuses it
+            raise DataError(FieldViolation("sample_rate", "goes with audio data; a description states "
+                                           "sample_rate in its audio head"))  # fmt: skip
         request.task.CopyFrom(task_to_proto(parse_task(data_or_task)))
         return request
+    from advisor.core import DEFAULT_MAX_ROWS
+
     targets = [target] if isinstance(target, str) else list(target or [])
-    if hasattr(data_or_task, "to_csv"):  # a DataFrame: no pandas import here for the other inputs
-        kind, content = "csv", data_or_task.to_csv(index=False).encode("utf-8")
-        _check_size(len(content), "the DataFrame as CSV", dataset_limit_bytes)
-    elif isinstance(data_or_task, str | Path):
-        kind, content = _file_content(Path(data_or_task), dataset_limit_bytes)
-    else:
-        raise DataError(FieldViolation("data", f"got {type(data_or_task).__name__}; {_ALLOWED}"))
+    max_rows = options.get("max_rows", DEFAULT_MAX_ROWS)
+    kind, content, sample_rate = _content(
+        data_or_task, target, task, sample_rate, max_rows, dataset_limit_bytes
+    )
     dataset = pb.Dataset(
         target_columns=targets, task_type=task or "", head_type=enum_number(pb.HeadType, task)
     )
     setattr(dataset, kind, content)
+    if sample_rate is not None:
+        dataset.sample_rate = sample_rate
     request.dataset.CopyFrom(dataset)
     return request
 
@@ -248,8 +384,14 @@ class AdvisorClient:
         self, target: str, *, token: str | None = None, root_certificates: bytes | None = None,
         timeout: float | None = None, dataset_limit_bytes: int | None = DATASET_LIMIT_BYTES,
     ) -> None:  # fmt: skip
-        options = [("grpc.max_receive_message_length", 16 * 1024 * 1024),
-                   ("grpc.max_send_message_length", 16 * 1024 * 1024),
+        # A request carries the dataset and a little more: a larger dataset limit (a server started with a
+        # larger --dataset-limit-mb and --max-message-mb) raises the send limit; None leaves it to the server.
+        send = (
+            -1
+            if dataset_limit_bytes is None
+            else max(MESSAGE_BYTES, dataset_limit_bytes + REQUEST_MARGIN_BYTES)
+        )
+        options = [("grpc.max_receive_message_length", MESSAGE_BYTES), ("grpc.max_send_message_length", send),
                    ("grpc.enable_retries", 1), ("grpc.service_config", SERVICE_CONFIG)]  # fmt: skip
         if root_certificates is not None:
             credentials = grpc.ssl_channel_credentials(root_certificates)
@@ -280,7 +422,8 @@ class AdvisorClient:
 
     def recommend(self, data_or_task: Any, **options: Any) -> Recommendation:
         """As :func:`advisor.recommend`, served remotely: a task description, a CSV or Arrow IPC / Feather file
-        path (``str`` or ``pathlib.Path``) or a DataFrame (see :func:`build_request`)."""
+        path (``str`` or ``pathlib.Path``), a DataFrame, or images and masks or audio clips (an .npz file,
+        arrays, folders, a manifest; ``sample_rate=`` for audio arrays): see :func:`build_request`."""
         request = build_request(data_or_task, dataset_limit_bytes=self.dataset_limit_bytes, **options)
         return recommendation_from_proto(self._call(self.stub.Recommend, request))
 

@@ -202,7 +202,8 @@ def test_field_behavior_marks_every_request_field_and_every_output():
             assert "OUTPUT_ONLY" in _behaviors(field), f"{field.full_name} is not OUTPUT_ONLY"
     in_requests = [f for m in _messages(requests) for f in m.fields]
     assert {f.full_name for f in in_requests if "OUTPUT_ONLY" in _behaviors(f)} == {
-        "lossadvisor.v1.TaskDescription.source", "lossadvisor.v1.TaskDescription.task_source"
+        "lossadvisor.v1.TaskDescription.source", "lossadvisor.v1.TaskDescription.task_source",
+        "lossadvisor.v1.TaskDescription.notes",
     }  # fmt: skip
     assert {f.full_name for f in in_requests if "REQUIRED" in _behaviors(f)} == {
         "lossadvisor.v1.TaskDescription.heads", "lossadvisor.v1.LabelNoise.rate",

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
 from advisor.errors import AdvisorError, FieldViolation
-from advisor.recommendation import CacheInfo, Recommendation
+from advisor.recommendation import CacheInfo, MultiTaskTrials, Recommendation
 from advisor.task import TaskDescription, TaskError, parse_task
 from lossadvisor.v1 import advisor_pb2 as pb
 
@@ -115,7 +115,8 @@ def duration(seconds: float | None) -> duration_pb2.Duration | None:
 
 
 def _seconds(message: duration_pb2.Duration) -> float:
-    return message.seconds + message.nanos / 1e9
+    # One correctly rounded division: a value with at most 9 decimals (a profiled duration) comes back exactly.
+    return message.ToNanoseconds() / 1e9
 
 
 def _duration_problem(message: duration_pb2.Duration) -> str | None:
@@ -170,15 +171,23 @@ def _full_dict(message: Any) -> dict[str, Any]:
 
 def task_from_proto(task: pb.TaskDescription) -> TaskDescription:
     """The validated task; :class:`TaskError` violations name request fields (``task.heads.0.head_type``)."""
-    data = _message_dict(task)
-    data.pop("source", None)  # output only: what the client describes is a description
-    data.pop("task_source", None)
+    durations = _median_durations(task)
+    sent = pb.TaskDescription()
+    sent.CopyFrom(task)
+    for head in sent.heads:
+        head.ClearField("median_duration")  # read above: an invalid Duration has no JSON form
+    data = _message_dict(sent)
+    for name in ("source", "task_source", "notes"):  # output only: what the client describes is a description
+        data.pop(name, None)
     problems: list[FieldViolation] = []
     renamed: dict[str, str] = {}  # core field -> the request field that set it
     for index, (message, head) in enumerate(zip(task.heads, data.get("heads", []), strict=True)):
         where = f"task.heads.{index}."
         head.pop("head_type", None)
         head.pop("eval_metric", None)
+        if index in durations:
+            head["median_duration_s"] = durations[index]
+            renamed[f"{where}median_duration_s"] = f"{where}median_duration"
         head_type = _pick_enum(message, "type", "head_type", pb.HeadType, where, problems)
         metric = _pick_enum(message, "metric", "eval_metric", pb.Metric, where, problems)
         if head_type is None and not message.type and not message.head_type:
@@ -199,6 +208,22 @@ def task_from_proto(task: pb.TaskDescription) -> TaskDescription:
     except TaskError as exc:
         violations = [FieldViolation(renamed.get(v.field, v.field), v.description) for v in exc.violations]
         raise TaskError(violations) from None
+
+
+def _median_durations(task: pb.TaskDescription) -> dict[int, float]:
+    """Seconds of each head's median_duration by head index; :class:`TaskError` for an invalid Duration."""
+    found, problems = {}, []
+    for index, head in enumerate(task.heads):
+        if head.HasField("median_duration"):
+            problem = _duration_problem(head.median_duration)
+            if problem:
+                problems.append(
+                    FieldViolation(f"task.heads.{index}.median_duration", f"not a valid Duration: {problem}")
+                )
+            found[index] = _seconds(head.median_duration)
+    if problems:
+        raise TaskError(problems)
+    return found
 
 
 def stated_traits(task: pb.TaskDescription) -> dict[str, dict[str, Any]]:
@@ -260,12 +285,17 @@ def dataset_head_type(dataset: pb.Dataset) -> str:
 
 
 def task_to_proto(task: TaskDescription) -> pb.TaskDescription:
-    data = task.model_dump(mode="json", exclude_none=True, exclude={"notes"})
+    """The task message: every field of the model, the median clip duration as a Duration."""
+    data = task.model_dump(mode="json", exclude_none=True)
+    for head in data["heads"]:
+        head.pop("median_duration_s", None)  # a Duration, set below
     message = json_format.ParseDict(data, pb.TaskDescription())
     message.task_source = enum_number(pb.TaskSource, task.source)
     for head, sent in zip(task.heads, message.heads, strict=True):
         sent.head_type = enum_number(pb.HeadType, head.type)
         sent.eval_metric = enum_number(pb.Metric, head.metric)
+        if (median := duration(head.median_duration_s)) is not None:
+            sent.median_duration.CopyFrom(median)
     return message
 
 
@@ -290,6 +320,13 @@ def _evidence(evidence: Any) -> pb.Evidence | None:
         )
         for p in evidence.protocols
     ]  # fmt: skip
+    per_head = [
+        pb.HeadShare(
+            head=s.head, eval_metric=enum_number(pb.Metric, s.metric), higher_is_better=s.higher_is_better,
+            per_repeat=_nan_for_none(s.per_repeat), **_present(mean=s.mean, share=s.share),
+        )
+        for s in evidence.per_head or []
+    ]  # fmt: skip
     return pb.Evidence(
         metric=evidence.metric,
         eval_metric=enum_number(pb.Metric, evidence.metric),
@@ -299,6 +336,7 @@ def _evidence(evidence: Any) -> pb.Evidence | None:
         post_hoc_values=evidence.post_hoc_values or [],
         protocols=protocols,
         repeats=evidence.repeats,
+        per_head=per_head,
         **_present(
             mean=evidence.mean, std=evidence.std, ci_low=evidence.ci_low, ci_high=evidence.ci_high,
             dropped_after=evidence.dropped_after,
@@ -342,6 +380,7 @@ def _candidate(candidate: Any) -> pb.Candidate:
         title=candidate.title,
         rationale=candidate.rationale,
         references=candidate.references,
+        summary=candidate.summary or "",
         **_present(post_hoc=_recipe(candidate.post_hoc), evidence=_evidence(candidate.evidence)),
     )
 
@@ -383,6 +422,33 @@ def _cache_info(info: CacheInfo | None) -> pb.CacheInfo | None:
     return pb.CacheInfo(hit=info.hit, key=info.key, created_at=created, stored=info.stored)
 
 
+def _multi_task_trials(trials: MultiTaskTrials | None) -> pb.MultiTaskTrials | None:
+    """How joint trials measured the multi_task candidates (None when they are in the rules' order)."""
+    if trials is None:
+        return None
+    heads = [
+        pb.JointHeadReference(
+            head=h.head, eval_metric=enum_number(pb.Metric, h.metric), higher_is_better=h.higher_is_better,
+            chance=h.chance, single_head=h.single_head, in_combined=h.in_combined,
+        )
+        for h in trials.heads
+    ]  # fmt: skip
+    return pb.MultiTaskTrials(
+        verdict=trials.verdict,
+        combined=trials.combined,
+        heads=heads,
+        stop_reason=enum_number(pb.StopReason, trials.stopped_by),
+        epochs_completed=trials.epochs_completed,
+        train_rows=trials.train_rows,
+        score_rows=trials.score_rows,
+        repeats=trials.repeats,
+        member_epochs=trials.member_epochs,
+        protocols=trials.protocols,
+        skipped=trials.skipped,
+        **_present(trial_duration=duration(trials.trial_seconds)),
+    )
+
+
 def response_to_proto(recommendation: Recommendation) -> pb.RecommendResponse:
     """The response message of a recommendation."""
     settings = recommendation.settings
@@ -409,7 +475,10 @@ def response_to_proto(recommendation: Recommendation) -> pb.RecommendResponse:
         timings=recommendation.timings,
         stage_durations=stages,
         notes=recommendation.notes,
-        **_present(cache=_cache_info(recommendation.cache)),
+        **_present(
+            cache=_cache_info(recommendation.cache),
+            multi_task_trials=_multi_task_trials(recommendation.multi_task_trials),
+        ),
     )
 
 
@@ -470,6 +539,13 @@ def _candidate_from_proto(message: pb.Candidate) -> dict[str, Any]:
             protocol["mean"] = sent.mean if sent.HasField("mean") else None
         if not message.evidence.post_hoc_values:
             evidence["post_hoc_values"] = None
+        evidence["per_head"] = [
+            {"head": s.head, "metric": enum_value(pb.Metric, s.eval_metric), "higher_is_better": s.higher_is_better,
+             "per_repeat": _none_for_nan(s.per_repeat), "mean": s.mean if s.HasField("mean") else None,
+             "share": s.share if s.HasField("share") else None}
+            for s in message.evidence.per_head
+        ] or None  # fmt: skip
+    data["summary"] = message.summary or None
     return data
 
 
@@ -493,6 +569,8 @@ def _task_from_response(message: pb.TaskDescription) -> dict[str, Any]:
     for sent, head in zip(message.heads, data.get("heads", []), strict=True):
         head.pop("head_type", None)
         head.pop("eval_metric", None)
+        if head.pop("median_duration", None) is not None:
+            head["median_duration_s"] = _seconds(sent.median_duration)
         head["type"] = enum_value(pb.HeadType, sent.head_type) or sent.type
         metric = enum_value(pb.Metric, sent.eval_metric) or sent.metric
         if metric:
@@ -523,8 +601,34 @@ def recommendation_from_proto(response: pb.RecommendResponse) -> Recommendation:
             "timings": timings,
             "notes": list(response.notes),
             "cache": _cache_info_from_proto(response.cache) if response.HasField("cache") else None,
+            "multi_task_trials": (
+                _multi_task_trials_from_proto(response.multi_task_trials)
+                if response.HasField("multi_task_trials") else None
+            ),
         }
-    )
+    )  # fmt: skip
+
+
+def _multi_task_trials_from_proto(message: pb.MultiTaskTrials) -> dict[str, Any]:
+    heads = [
+        {"head": h.head, "metric": enum_value(pb.Metric, h.eval_metric), "higher_is_better": h.higher_is_better,
+         "chance": h.chance, "single_head": h.single_head, "in_combined": h.in_combined}
+        for h in message.heads
+    ]  # fmt: skip
+    return {
+        "verdict": message.verdict,
+        "combined": message.combined,
+        "heads": heads,
+        "stopped_by": enum_value(pb.StopReason, message.stop_reason),
+        "epochs_completed": message.epochs_completed,
+        "trial_seconds": _seconds(message.trial_duration),
+        "train_rows": message.train_rows,
+        "score_rows": message.score_rows,
+        "repeats": message.repeats,
+        "member_epochs": message.member_epochs,
+        "protocols": list(message.protocols),
+        "skipped": list(message.skipped),
+    }
 
 
 def _cache_info_from_proto(message: pb.CacheInfo) -> dict[str, Any]:

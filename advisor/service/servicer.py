@@ -34,7 +34,7 @@ from advisor.errors import AdvisorError, FieldViolation
 from advisor.losses import catalog, normalize_spec
 from advisor.recommendation import Recommendation
 from advisor.rules.loader import RuleLoadError
-from advisor.service import status, worker
+from advisor.service import npz, status, worker
 from advisor.service.convert import (
     DATASET_LIMIT_BYTES,
     dataset_head_type,
@@ -224,7 +224,7 @@ class LossAdvisorServicer:
         kind = dataset.WhichOneof("content")
         if kind is None:
             await status.invalid(
-                context, [FieldViolation("dataset", "set csv or arrow_ipc")], "INVALID_DATASET"
+                context, [FieldViolation("dataset", "set csv, arrow_ipc or npz")], "INVALID_DATASET"
             )
         content = getattr(dataset, kind)
         if len(content) > self.limits.dataset_bytes:
@@ -238,8 +238,38 @@ class LossAdvisorServicer:
         except AdvisorError as exc:
             await status.invalid(context, exc.violations, "INVALID_DATASET")
         targets = list(dataset.target_columns)
-        return {kind: content, "target": targets[0] if len(targets) == 1 else targets,
-                "task_type": task_type}  # fmt: skip
+        found = {
+            kind: content,
+            "target": targets[0] if len(targets) == 1 else targets,
+            "task_type": task_type,
+        }
+        sample_rate = dataset.sample_rate if dataset.HasField("sample_rate") else None
+        if kind == "npz":
+            found["arrays"] = await self._npz(content, sample_rate, context)
+            found["sample_rate"] = sample_rate
+        elif sample_rate is not None:
+            violation = FieldViolation(npz.RATE_FIELD, f"applies to an npz of audio clips (inputs and targets), "
+                                       f"not to {kind}: a table states no sample rate")  # fmt: skip
+            await status.invalid(context, [violation], "INVALID_DATASET")
+        return found
+
+    async def _npz(self, content: bytes, sample_rate: int | None, context: grpc.aio.ServicerContext) -> str:
+        """The kind of arrays an npz holds ("segmentation" or "audio"), checked from its headers alone: the
+        keys, dtypes and shapes (the profiler's rules) and the uncompressed size."""
+        try:
+            headers = npz.headers(content)
+        except AdvisorError as exc:
+            await status.invalid(context, exc.violations, "INVALID_DATASET")
+        expanded, allowed = npz.expanded_bytes(headers), npz.EXPANSION * self.limits.dataset_bytes
+        if expanded > allowed:
+            violation = FieldViolation(npz.FIELD, f"the arrays take {expanded:,} bytes uncompressed; at most "
+                                       f"{allowed:,} ({npz.EXPANSION} times the dataset limit) are accepted")  # fmt: skip
+            await status.invalid(context, [violation], "DATASET_TOO_LARGE")
+        try:
+            return npz.kind_of(headers, sample_rate)
+        except AdvisorError as exc:
+            violations = worker.request_violations(exc, {"dataset": {"npz": content}})
+            await status.invalid(context, [FieldViolation(*v) for v in violations], "INVALID_DATASET")
 
     def _kill(self, pool: Executor) -> None:
         """Kill the pool's worker processes (a stuck call) and start a fresh pool."""

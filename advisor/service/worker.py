@@ -33,9 +33,14 @@ def warm() -> bool:
 
 
 def _source(dataset: dict[str, Any]) -> Any:
-    """CSV bytes as a file object (profiling reads it as it reads a CSV file); Arrow IPC as a DataFrame."""
+    """CSV bytes as a file object (profiling reads it as it reads a CSV file); Arrow IPC as a DataFrame; an npz
+    as the arrays (images, masks) or (inputs, targets)."""
     if "csv" in dataset:
         return io.BytesIO(dataset["csv"])
+    if "npz" in dataset:
+        from advisor.service import npz
+
+        return npz.load(dataset["npz"], dataset["arrays"])
     import pyarrow as pa
     import pyarrow.ipc
 
@@ -62,7 +67,8 @@ def run(payload: dict[str, Any], cancel: Any, progress: Any) -> dict[str, Any]:
         dataset = payload.get("dataset")
         if dataset is not None:
             source: Any = _source(dataset)
-            extra = {"target": dataset.get("target") or None, "task": dataset.get("task_type") or None}
+            extra = {"target": dataset.get("target") or None, "task": dataset.get("task_type") or None,
+                     "sample_rate": dataset.get("sample_rate")}  # fmt: skip
         else:
             source, extra = payload["task"], {}
         # options["cache"] is the server's cache file (or False): recommend() opens it here, in this process,
@@ -92,10 +98,14 @@ def request_violations(exc: AdvisorError, payload: dict[str, Any]) -> list[tuple
 
 # Core errors name fields of recommend(); over gRPC they live under these request fields.
 _FIELD_PREFIX = {"ProfileError": "dataset", "OptionsError": "options", "TaskError": "task"}
+# The profiler's fields of arrays (images or inputs; masks; target clips): in an npz, all of them are its arrays.
+_ARRAY_FIELDS = ("data", "masks", "target_audio")
 
 
 def _field(prefix: str, field: str, dataset: dict[str, Any]) -> str:
     """The request field of a core error's field; ``data`` is the dataset content the request sent."""
+    if "npz" in dataset and field in _ARRAY_FIELDS:
+        return "dataset.npz"
     if field == "data" and dataset:
         return "dataset.csv" if "csv" in dataset else "dataset.arrow_ipc"
     if field.startswith(("dataset", "task.", "options.")) or not prefix:

@@ -152,21 +152,23 @@ class RecommendRequest(_message.Message):
     def __init__(self, task: _Optional[_Union[TaskDescription, _Mapping]] = ..., dataset: _Optional[_Union[Dataset, _Mapping]] = ..., options: _Optional[_Union[Options, _Mapping]] = ...) -> None: ...
 
 class TaskDescription(_message.Message):
-    __slots__ = ("heads", "n_samples", "n_features", "source", "task_source")
+    __slots__ = ("heads", "n_samples", "n_features", "source", "task_source", "notes")
     HEADS_FIELD_NUMBER: _ClassVar[int]
     N_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     N_FEATURES_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     TASK_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
     heads: _containers.RepeatedCompositeFieldContainer[Head]
     n_samples: int
     n_features: int
     source: str
     task_source: TaskSource
-    def __init__(self, heads: _Optional[_Iterable[_Union[Head, _Mapping]]] = ..., n_samples: _Optional[int] = ..., n_features: _Optional[int] = ..., source: _Optional[str] = ..., task_source: _Optional[_Union[TaskSource, str]] = ...) -> None: ...
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, heads: _Optional[_Iterable[_Union[Head, _Mapping]]] = ..., n_samples: _Optional[int] = ..., n_features: _Optional[int] = ..., source: _Optional[str] = ..., task_source: _Optional[_Union[TaskSource, str]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Head(_message.Message):
-    __slots__ = ("name", "type", "head_type", "num_classes", "class_histogram", "class_labels", "positive_rates", "target", "foreground_shares", "sample_rate", "metric", "eval_metric", "label_noise", "calibration_needed", "intervals_needed", "outputs_log_probs", "tweedie_power")
+    __slots__ = ("name", "type", "head_type", "num_classes", "class_histogram", "class_labels", "positive_rates", "target", "foreground_shares", "absent_shares", "median_object_shares", "boundary_shares", "sample_rate", "median_duration", "rms_dbfs", "input_snr_db", "spectral_centroid_hz", "spectral_bandwidth_hz", "metric", "eval_metric", "label_noise", "calibration_needed", "intervals_needed", "outputs_log_probs", "tweedie_power")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     HEAD_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -176,7 +178,15 @@ class Head(_message.Message):
     POSITIVE_RATES_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     FOREGROUND_SHARES_FIELD_NUMBER: _ClassVar[int]
+    ABSENT_SHARES_FIELD_NUMBER: _ClassVar[int]
+    MEDIAN_OBJECT_SHARES_FIELD_NUMBER: _ClassVar[int]
+    BOUNDARY_SHARES_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    MEDIAN_DURATION_FIELD_NUMBER: _ClassVar[int]
+    RMS_DBFS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_SNR_DB_FIELD_NUMBER: _ClassVar[int]
+    SPECTRAL_CENTROID_HZ_FIELD_NUMBER: _ClassVar[int]
+    SPECTRAL_BANDWIDTH_HZ_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     EVAL_METRIC_FIELD_NUMBER: _ClassVar[int]
     LABEL_NOISE_FIELD_NUMBER: _ClassVar[int]
@@ -193,7 +203,15 @@ class Head(_message.Message):
     positive_rates: _containers.RepeatedScalarFieldContainer[float]
     target: TargetSummary
     foreground_shares: _containers.RepeatedScalarFieldContainer[float]
+    absent_shares: _containers.RepeatedScalarFieldContainer[float]
+    median_object_shares: _containers.RepeatedScalarFieldContainer[float]
+    boundary_shares: _containers.RepeatedScalarFieldContainer[float]
     sample_rate: int
+    median_duration: _duration_pb2.Duration
+    rms_dbfs: float
+    input_snr_db: float
+    spectral_centroid_hz: float
+    spectral_bandwidth_hz: float
     metric: str
     eval_metric: Metric
     label_noise: LabelNoise
@@ -201,7 +219,7 @@ class Head(_message.Message):
     intervals_needed: bool
     outputs_log_probs: bool
     tweedie_power: float
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., head_type: _Optional[_Union[HeadType, str]] = ..., num_classes: _Optional[int] = ..., class_histogram: _Optional[_Iterable[int]] = ..., class_labels: _Optional[_Iterable[str]] = ..., positive_rates: _Optional[_Iterable[float]] = ..., target: _Optional[_Union[TargetSummary, _Mapping]] = ..., foreground_shares: _Optional[_Iterable[float]] = ..., sample_rate: _Optional[int] = ..., metric: _Optional[str] = ..., eval_metric: _Optional[_Union[Metric, str]] = ..., label_noise: _Optional[_Union[LabelNoise, _Mapping]] = ..., calibration_needed: _Optional[bool] = ..., intervals_needed: _Optional[bool] = ..., outputs_log_probs: _Optional[bool] = ..., tweedie_power: _Optional[float] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., head_type: _Optional[_Union[HeadType, str]] = ..., num_classes: _Optional[int] = ..., class_histogram: _Optional[_Iterable[int]] = ..., class_labels: _Optional[_Iterable[str]] = ..., positive_rates: _Optional[_Iterable[float]] = ..., target: _Optional[_Union[TargetSummary, _Mapping]] = ..., foreground_shares: _Optional[_Iterable[float]] = ..., absent_shares: _Optional[_Iterable[float]] = ..., median_object_shares: _Optional[_Iterable[float]] = ..., boundary_shares: _Optional[_Iterable[float]] = ..., sample_rate: _Optional[int] = ..., median_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., rms_dbfs: _Optional[float] = ..., input_snr_db: _Optional[float] = ..., spectral_centroid_hz: _Optional[float] = ..., spectral_bandwidth_hz: _Optional[float] = ..., metric: _Optional[str] = ..., eval_metric: _Optional[_Union[Metric, str]] = ..., label_noise: _Optional[_Union[LabelNoise, _Mapping]] = ..., calibration_needed: _Optional[bool] = ..., intervals_needed: _Optional[bool] = ..., outputs_log_probs: _Optional[bool] = ..., tweedie_power: _Optional[float] = ...) -> None: ...
 
 class TargetSummary(_message.Message):
     __slots__ = ("mean", "variance", "minimum", "maximum", "zero_share", "outlier_fraction", "robust_scale", "heteroscedasticity_pvalue")
@@ -232,18 +250,22 @@ class LabelNoise(_message.Message):
     def __init__(self, rate: _Optional[float] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class Dataset(_message.Message):
-    __slots__ = ("csv", "arrow_ipc", "target_columns", "task_type", "head_type")
+    __slots__ = ("csv", "arrow_ipc", "npz", "target_columns", "task_type", "head_type", "sample_rate")
     CSV_FIELD_NUMBER: _ClassVar[int]
     ARROW_IPC_FIELD_NUMBER: _ClassVar[int]
+    NPZ_FIELD_NUMBER: _ClassVar[int]
     TARGET_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
     HEAD_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
     csv: bytes
     arrow_ipc: bytes
+    npz: bytes
     target_columns: _containers.RepeatedScalarFieldContainer[str]
     task_type: str
     head_type: HeadType
-    def __init__(self, csv: _Optional[bytes] = ..., arrow_ipc: _Optional[bytes] = ..., target_columns: _Optional[_Iterable[str]] = ..., task_type: _Optional[str] = ..., head_type: _Optional[_Union[HeadType, str]] = ...) -> None: ...
+    sample_rate: int
+    def __init__(self, csv: _Optional[bytes] = ..., arrow_ipc: _Optional[bytes] = ..., npz: _Optional[bytes] = ..., target_columns: _Optional[_Iterable[str]] = ..., task_type: _Optional[str] = ..., head_type: _Optional[_Union[HeadType, str]] = ..., sample_rate: _Optional[int] = ...) -> None: ...
 
 class Options(_message.Message):
     __slots__ = ("budget_s", "budget", "repeats", "epochs", "max_rows", "trials", "device", "metric", "eval_metric", "training", "race", "cache")
@@ -286,7 +308,7 @@ class Training(_message.Message):
     def __init__(self, epochs: _Optional[int] = ..., early_stopping_patience: _Optional[int] = ..., lr: _Optional[float] = ..., batch_size: _Optional[int] = ...) -> None: ...
 
 class RecommendResponse(_message.Message):
-    __slots__ = ("task", "heads", "multi_task", "settings", "timings", "notes", "stage_durations", "cache")
+    __slots__ = ("task", "heads", "multi_task", "settings", "timings", "notes", "stage_durations", "cache", "multi_task_trials")
     class TimingsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -309,6 +331,7 @@ class RecommendResponse(_message.Message):
     NOTES_FIELD_NUMBER: _ClassVar[int]
     STAGE_DURATIONS_FIELD_NUMBER: _ClassVar[int]
     CACHE_FIELD_NUMBER: _ClassVar[int]
+    MULTI_TASK_TRIALS_FIELD_NUMBER: _ClassVar[int]
     task: TaskDescription
     heads: _containers.RepeatedCompositeFieldContainer[HeadResult]
     multi_task: _containers.RepeatedCompositeFieldContainer[Candidate]
@@ -317,7 +340,52 @@ class RecommendResponse(_message.Message):
     notes: _containers.RepeatedScalarFieldContainer[str]
     stage_durations: _containers.MessageMap[str, _duration_pb2.Duration]
     cache: CacheInfo
-    def __init__(self, task: _Optional[_Union[TaskDescription, _Mapping]] = ..., heads: _Optional[_Iterable[_Union[HeadResult, _Mapping]]] = ..., multi_task: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., settings: _Optional[_Union[Settings, _Mapping]] = ..., timings: _Optional[_Mapping[str, float]] = ..., notes: _Optional[_Iterable[str]] = ..., stage_durations: _Optional[_Mapping[str, _duration_pb2.Duration]] = ..., cache: _Optional[_Union[CacheInfo, _Mapping]] = ...) -> None: ...
+    multi_task_trials: MultiTaskTrials
+    def __init__(self, task: _Optional[_Union[TaskDescription, _Mapping]] = ..., heads: _Optional[_Iterable[_Union[HeadResult, _Mapping]]] = ..., multi_task: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., settings: _Optional[_Union[Settings, _Mapping]] = ..., timings: _Optional[_Mapping[str, float]] = ..., notes: _Optional[_Iterable[str]] = ..., stage_durations: _Optional[_Mapping[str, _duration_pb2.Duration]] = ..., cache: _Optional[_Union[CacheInfo, _Mapping]] = ..., multi_task_trials: _Optional[_Union[MultiTaskTrials, _Mapping]] = ...) -> None: ...
+
+class MultiTaskTrials(_message.Message):
+    __slots__ = ("verdict", "combined", "heads", "stop_reason", "epochs_completed", "trial_duration", "train_rows", "score_rows", "repeats", "member_epochs", "protocols", "skipped")
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    COMBINED_FIELD_NUMBER: _ClassVar[int]
+    HEADS_FIELD_NUMBER: _ClassVar[int]
+    STOP_REASON_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    TRIAL_DURATION_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_ROWS_FIELD_NUMBER: _ClassVar[int]
+    SCORE_ROWS_FIELD_NUMBER: _ClassVar[int]
+    REPEATS_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    verdict: str
+    combined: str
+    heads: _containers.RepeatedCompositeFieldContainer[JointHeadReference]
+    stop_reason: StopReason
+    epochs_completed: int
+    trial_duration: _duration_pb2.Duration
+    train_rows: int
+    score_rows: int
+    repeats: int
+    member_epochs: int
+    protocols: _containers.RepeatedScalarFieldContainer[str]
+    skipped: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, verdict: _Optional[str] = ..., combined: _Optional[str] = ..., heads: _Optional[_Iterable[_Union[JointHeadReference, _Mapping]]] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., epochs_completed: _Optional[int] = ..., trial_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., train_rows: _Optional[int] = ..., score_rows: _Optional[int] = ..., repeats: _Optional[int] = ..., member_epochs: _Optional[int] = ..., protocols: _Optional[_Iterable[str]] = ..., skipped: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class JointHeadReference(_message.Message):
+    __slots__ = ("head", "eval_metric", "higher_is_better", "chance", "single_head", "in_combined")
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    EVAL_METRIC_FIELD_NUMBER: _ClassVar[int]
+    HIGHER_IS_BETTER_FIELD_NUMBER: _ClassVar[int]
+    CHANCE_FIELD_NUMBER: _ClassVar[int]
+    SINGLE_HEAD_FIELD_NUMBER: _ClassVar[int]
+    IN_COMBINED_FIELD_NUMBER: _ClassVar[int]
+    head: str
+    eval_metric: Metric
+    higher_is_better: bool
+    chance: float
+    single_head: float
+    in_combined: bool
+    def __init__(self, head: _Optional[str] = ..., eval_metric: _Optional[_Union[Metric, str]] = ..., higher_is_better: _Optional[bool] = ..., chance: _Optional[float] = ..., single_head: _Optional[float] = ..., in_combined: _Optional[bool] = ...) -> None: ...
 
 class CacheInfo(_message.Message):
     __slots__ = ("hit", "key", "created_at", "stored")
@@ -382,7 +450,7 @@ class HeadResult(_message.Message):
     def __init__(self, head: _Optional[str] = ..., type: _Optional[str] = ..., head_type: _Optional[_Union[HeadType, str]] = ..., metric: _Optional[str] = ..., eval_metric: _Optional[_Union[Metric, str]] = ..., higher_is_better: _Optional[bool] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., verdict: _Optional[str] = ..., caveats: _Optional[_Iterable[str]] = ..., explanation: _Optional[str] = ..., evidence_source: _Optional[str] = ..., evidence_basis: _Optional[_Union[EvidenceSource, str]] = ..., stopped_by: _Optional[str] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., epochs_completed: _Optional[int] = ..., trial_seconds: _Optional[float] = ..., trial_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., train_rows: _Optional[int] = ..., score_rows: _Optional[int] = ..., repeats: _Optional[int] = ..., protocols: _Optional[_Iterable[str]] = ..., member_epochs: _Optional[int] = ..., cut_short: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Candidate(_message.Message):
-    __slots__ = ("rank", "head", "spec_json", "spec", "post_hoc", "prior", "score", "tie_group", "rule_id", "title", "rationale", "references", "evidence")
+    __slots__ = ("rank", "head", "spec_json", "spec", "post_hoc", "prior", "score", "tie_group", "rule_id", "title", "rationale", "references", "evidence", "summary")
     RANK_FIELD_NUMBER: _ClassVar[int]
     HEAD_FIELD_NUMBER: _ClassVar[int]
     SPEC_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -396,6 +464,7 @@ class Candidate(_message.Message):
     RATIONALE_FIELD_NUMBER: _ClassVar[int]
     REFERENCES_FIELD_NUMBER: _ClassVar[int]
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
     rank: int
     head: str
     spec_json: str
@@ -409,7 +478,8 @@ class Candidate(_message.Message):
     rationale: str
     references: _containers.RepeatedScalarFieldContainer[str]
     evidence: Evidence
-    def __init__(self, rank: _Optional[int] = ..., head: _Optional[str] = ..., spec_json: _Optional[str] = ..., spec: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., post_hoc: _Optional[_Union[PostHoc, _Mapping]] = ..., prior: _Optional[float] = ..., score: _Optional[float] = ..., tie_group: _Optional[int] = ..., rule_id: _Optional[str] = ..., title: _Optional[str] = ..., rationale: _Optional[str] = ..., references: _Optional[_Iterable[str]] = ..., evidence: _Optional[_Union[Evidence, _Mapping]] = ...) -> None: ...
+    summary: str
+    def __init__(self, rank: _Optional[int] = ..., head: _Optional[str] = ..., spec_json: _Optional[str] = ..., spec: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., post_hoc: _Optional[_Union[PostHoc, _Mapping]] = ..., prior: _Optional[float] = ..., score: _Optional[float] = ..., tie_group: _Optional[int] = ..., rule_id: _Optional[str] = ..., title: _Optional[str] = ..., rationale: _Optional[str] = ..., references: _Optional[_Iterable[str]] = ..., evidence: _Optional[_Union[Evidence, _Mapping]] = ..., summary: _Optional[str] = ...) -> None: ...
 
 class PostHoc(_message.Message):
     __slots__ = ("kind", "recipe_kind", "tau", "threshold", "temperature", "class_priors", "activation", "description")
@@ -432,7 +502,7 @@ class PostHoc(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., recipe_kind: _Optional[_Union[RecipeKind, str]] = ..., tau: _Optional[float] = ..., threshold: _Optional[float] = ..., temperature: _Optional[float] = ..., class_priors: _Optional[_Iterable[float]] = ..., activation: _Optional[_Union[Activation, str]] = ..., description: _Optional[str] = ...) -> None: ...
 
 class Evidence(_message.Message):
-    __slots__ = ("metric", "eval_metric", "per_repeat", "mean", "std", "ci_low", "ci_high", "diverged_repeats", "curves", "post_hoc_values", "protocols", "repeats", "dropped_after")
+    __slots__ = ("metric", "eval_metric", "per_repeat", "mean", "std", "ci_low", "ci_high", "diverged_repeats", "curves", "post_hoc_values", "protocols", "repeats", "dropped_after", "per_head")
     METRIC_FIELD_NUMBER: _ClassVar[int]
     EVAL_METRIC_FIELD_NUMBER: _ClassVar[int]
     PER_REPEAT_FIELD_NUMBER: _ClassVar[int]
@@ -446,6 +516,7 @@ class Evidence(_message.Message):
     PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
     REPEATS_FIELD_NUMBER: _ClassVar[int]
     DROPPED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    PER_HEAD_FIELD_NUMBER: _ClassVar[int]
     metric: str
     eval_metric: Metric
     per_repeat: _containers.RepeatedScalarFieldContainer[float]
@@ -459,7 +530,24 @@ class Evidence(_message.Message):
     protocols: _containers.RepeatedCompositeFieldContainer[ProtocolEvidence]
     repeats: int
     dropped_after: int
-    def __init__(self, metric: _Optional[str] = ..., eval_metric: _Optional[_Union[Metric, str]] = ..., per_repeat: _Optional[_Iterable[float]] = ..., mean: _Optional[float] = ..., std: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., diverged_repeats: _Optional[int] = ..., curves: _Optional[_Iterable[_Union[Curve, _Mapping]]] = ..., post_hoc_values: _Optional[_Iterable[float]] = ..., protocols: _Optional[_Iterable[_Union[ProtocolEvidence, _Mapping]]] = ..., repeats: _Optional[int] = ..., dropped_after: _Optional[int] = ...) -> None: ...
+    per_head: _containers.RepeatedCompositeFieldContainer[HeadShare]
+    def __init__(self, metric: _Optional[str] = ..., eval_metric: _Optional[_Union[Metric, str]] = ..., per_repeat: _Optional[_Iterable[float]] = ..., mean: _Optional[float] = ..., std: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., diverged_repeats: _Optional[int] = ..., curves: _Optional[_Iterable[_Union[Curve, _Mapping]]] = ..., post_hoc_values: _Optional[_Iterable[float]] = ..., protocols: _Optional[_Iterable[_Union[ProtocolEvidence, _Mapping]]] = ..., repeats: _Optional[int] = ..., dropped_after: _Optional[int] = ..., per_head: _Optional[_Iterable[_Union[HeadShare, _Mapping]]] = ...) -> None: ...
+
+class HeadShare(_message.Message):
+    __slots__ = ("head", "eval_metric", "higher_is_better", "per_repeat", "mean", "share")
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    EVAL_METRIC_FIELD_NUMBER: _ClassVar[int]
+    HIGHER_IS_BETTER_FIELD_NUMBER: _ClassVar[int]
+    PER_REPEAT_FIELD_NUMBER: _ClassVar[int]
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    head: str
+    eval_metric: Metric
+    higher_is_better: bool
+    per_repeat: _containers.RepeatedScalarFieldContainer[float]
+    mean: float
+    share: float
+    def __init__(self, head: _Optional[str] = ..., eval_metric: _Optional[_Union[Metric, str]] = ..., higher_is_better: _Optional[bool] = ..., per_repeat: _Optional[_Iterable[float]] = ..., mean: _Optional[float] = ..., share: _Optional[float] = ...) -> None: ...
 
 class ProtocolEvidence(_message.Message):
     __slots__ = ("name", "description", "per_repeat", "mean", "epochs")
