@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from advisor.cache import ResultCache, cache_key
 from advisor.errors import AdvisorError, FieldViolation
 from advisor.explain import caveats, explanation, multi_task_summary, multi_task_verdict, verdict
-from advisor.heads import HIGHER_IS_BETTER, METRICS_BY_HEAD
+from advisor.heads import HIGHER_IS_BETTER
 from advisor.losses import normalize_spec
 from advisor.losses.families import LOSS_FAMILIES
 from advisor.ranking import RepeatValues, rank
@@ -125,8 +125,8 @@ def _with_metric(task: TaskDescription, metric: str | Mapping[str, str] | None) 
     heads = []
     for head in task.heads:
         chosen = wanted.get(head.name, head.metric)
-        if chosen not in METRICS_BY_HEAD[head.type]:
-            allowed = ", ".join(METRICS_BY_HEAD[head.type])
+        if chosen not in head.kind.metrics:
+            allowed = ", ".join(head.kind.metrics)
             raise OptionsError(
                 FieldViolation(
                     "metric",
@@ -449,7 +449,7 @@ def _recommend(
             "The time cap (budget_s) bound before every planned repeat ran: the evidence is cut short and the "
             "same input may rank differently on another machine. Raise budget_s or lower max_rows."
         )
-    if trials and any(h.type == "regression" for h in description.heads):
+    if trials and any(h.kind.rescaled_target for h in description.heads):
         notes.append(
             "Regression trials train on a rescaled target (divided by its standard deviation, and centred "
             "unless it is non-negative; parameters in target units, such as Huber's delta, were rescaled to "

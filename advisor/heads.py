@@ -1,22 +1,21 @@
-"""Head types and the metrics each can be judged by: plain constants shared by the catalog and the tasks."""
+"""Head types and the metrics each can be judged by: plain constants shared by the catalog and the tasks.
+
+Each head type is a :class:`HeadKind`, the one place for what the advisor knows about it apart from the losses
+that serve it (those are the catalog's): its metrics and default metric, which :class:`~advisor.task.Head`
+statistics apply, what its targets are, its data layout, and by reference its trial side (output adapter,
+synthetic generator, trial net, data preparation: :class:`advisor.trials.kinds.KindTrials`) and its profiling
+reader (:class:`advisor.profiling.common.DataReader`). The references are loaded on first use, so this module
+imports neither torch nor numpy. A new head type is one :func:`register_kind` call plus the modules its
+references name; task validation, the trials and profiling then pick it up.
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib
 import math
-from typing import Literal, get_args
-
-HeadType = Literal[
-    "regression",
-    "binary",
-    "multiclass",
-    "multilabel",
-    "ordinal",
-    "count",
-    "segmentation",
-    "audio",
-    "distribution",
-]
-HEAD_TYPES: tuple[str, ...] = get_args(HeadType)
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 Metric = Literal[
     "accuracy",
@@ -42,32 +41,197 @@ Metric = Literal[
     "kl",
 ]
 
-# Metrics that fit each head type; the first is the default for balanced data.
-METRICS_BY_HEAD: dict[str, tuple[str, ...]] = {
-    "regression": ("rmse", "mae", "nll", "pinball", "poisson_deviance", "tweedie_deviance", "gamma_deviance"),
-    "count": ("poisson_deviance", "mae", "rmse", "tweedie_deviance"),
-    "binary": (
-        "roc_auc",
-        "average_precision",
-        "accuracy",
-        "balanced_accuracy",
-        "macro_f1",
-        "log_loss",
-        "brier",
+DataLayout = Literal["table", "image", "waveform"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeadKind:
+    """What the advisor knows about one head type (see the module docstring).
+
+    ``trials`` and ``reader`` are ``"module:attribute"`` references, loaded with :func:`resolve` when first
+    needed (trials import torch, readers pandas).
+    """
+
+    name: str
+    # The metrics that fit; the first is the default for balanced data.
+    metrics: tuple[str, ...]
+    # The default when classes are imbalanced (ratio >= 3): accuracy-like metrics hide the minority.
+    imbalanced_metric: str | None = None
+    # The Head statistics and traits that apply (a Head field beside name, type, num_classes and metric); one
+    # stated for a head type it does not apply to is an error, not ignored.
+    fields: tuple[str, ...] = ()
+    classes: int | None = None  # a fixed number of classes (binary: 2)
+    needs_classes: bool = False  # num_classes must be stated or follow from a histogram, rates or shares
+    # One class index per row: splits stratify on it, logit adjustment reads its priors, and its chance level
+    # predicts the class frequencies.
+    class_labels: bool = False
+    integer_targets: bool = False  # targets are class indices (of rows or of pixels), kept as int64
+    counts: bool = False  # targets count events: rules read their dispersion and zero share against a Poisson
+    # Trials standardise the target (and parameters in target units with it); the result says so.
+    rescaled_target: bool = False
+    # What one input is: a feature row, an image (C, H, W) or a waveform (C, T). Image and waveform heads are
+    # dense: a row costs far more, so they train in small batches, and joint multi-task trials take tables only.
+    layout: DataLayout = "table"
+    trials: str  # an advisor.trials.kinds.KindTrials: adapter, synthetic data, trial net, trial rows
+    reader: str | None = None  # an advisor.profiling.common.DataReader; None: the head type is only described
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.metrics if m not in get_args(Metric)]
+        if not self.metrics or unknown:
+            raise ValueError(f"head kind {self.name!r}: metrics {list(self.metrics)} must be known metrics")
+        if self.imbalanced_metric is not None and self.imbalanced_metric not in self.metrics:
+            raise ValueError(f"head kind {self.name!r}: imbalanced_metric must be one of its metrics")
+        if self.layout not in get_args(DataLayout):
+            raise ValueError(
+                f"head kind {self.name!r}: layout {self.layout!r} is not one of {get_args(DataLayout)}"
+            )
+
+    @property
+    def dense(self) -> bool:
+        """Images or waveforms rather than feature rows: the batch size class of its trials."""
+        return self.layout != "table"
+
+
+_KINDS: dict[str, HeadKind] = {}
+
+
+def register_kind(kind: HeadKind) -> HeadKind:
+    """Make ``kind`` a head type that task validation, the trials and profiling pick up; returns it."""
+    if kind.name in _KINDS:
+        raise ValueError(f"head kind {kind.name!r} is registered already")
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def head_kind(name: str) -> HeadKind:
+    """The registered kind named ``name`` (KeyError for an unknown one)."""
+    return _KINDS[name]
+
+
+def head_kinds() -> tuple[HeadKind, ...]:
+    """Every registered kind: the built-ins first, in the order of the gRPC HeadType enum."""
+    return tuple(_KINDS.values())
+
+
+@functools.cache
+def resolve(reference: str) -> Any:
+    """The object a ``"module:attribute"`` reference names, its module imported on first use."""
+    module, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+_TABLE = "advisor.profiling.tabular:READER"
+# Per-foreground-class statistics of a segmentation head (one value per class, background left out).
+SEGMENTATION_STATISTICS = ("foreground_shares", "absent_shares", "median_object_shares", "boundary_shares")
+_CLASS_FIELDS = ("class_histogram", "class_labels", "label_noise")
+_TARGET_FIELDS = ("target", "intervals_needed", "tweedie_power")
+# The built-in kinds, in the order of the gRPC HeadType enum (listings by head type follow it): new ones go last.
+for _kind in (
+    HeadKind(
+        name="regression",
+        metrics=("rmse", "mae", "nll", "pinball", "poisson_deviance", "tweedie_deviance", "gamma_deviance"),
+        fields=_TARGET_FIELDS,
+        rescaled_target=True,
+        trials="advisor.trials.tabular:REGRESSION",
+        reader=_TABLE,
     ),
-    "multiclass": ("accuracy", "balanced_accuracy", "macro_f1", "log_loss"),
-    "ordinal": ("mae", "accuracy", "balanced_accuracy", "macro_f1"),
-    "multilabel": ("map", "macro_f1", "roc_auc", "log_loss"),
-    "segmentation": ("dice", "iou"),
-    "audio": ("si_sdr", "snr", "esr"),
-    "distribution": ("kl",),
-}
-# Defaults when classes are imbalanced (imbalance ratio >= 3): accuracy-like metrics hide the minority.
-IMBALANCED_DEFAULT_METRIC: dict[str, str] = {
-    "binary": "average_precision",
-    "multiclass": "balanced_accuracy",
-    "ordinal": "mae",
-}
+    HeadKind(
+        name="binary",
+        metrics=(
+            "roc_auc",
+            "average_precision",
+            "accuracy",
+            "balanced_accuracy",
+            "macro_f1",
+            "log_loss",
+            "brier",
+        ),
+        imbalanced_metric="average_precision",
+        fields=(*_CLASS_FIELDS, "calibration_needed"),
+        classes=2,
+        class_labels=True,
+        integer_targets=True,
+        trials="advisor.trials.tabular:BINARY",
+        reader=_TABLE,
+    ),
+    HeadKind(
+        name="multiclass",
+        metrics=("accuracy", "balanced_accuracy", "macro_f1", "log_loss"),
+        imbalanced_metric="balanced_accuracy",
+        fields=(*_CLASS_FIELDS, "calibration_needed", "outputs_log_probs"),
+        needs_classes=True,
+        class_labels=True,
+        integer_targets=True,
+        trials="advisor.trials.tabular:MULTICLASS",
+        reader=_TABLE,
+    ),
+    HeadKind(
+        name="multilabel",
+        metrics=("map", "macro_f1", "roc_auc", "log_loss"),
+        fields=("positive_rates", "label_noise", "calibration_needed"),
+        needs_classes=True,
+        trials="advisor.trials.tabular:MULTILABEL",
+        reader=_TABLE,
+    ),
+    HeadKind(
+        name="ordinal",
+        metrics=("mae", "accuracy", "balanced_accuracy", "macro_f1"),
+        imbalanced_metric="mae",
+        fields=(*_CLASS_FIELDS, "outputs_log_probs"),
+        needs_classes=True,
+        class_labels=True,
+        integer_targets=True,
+        trials="advisor.trials.tabular:ORDINAL",
+        reader=_TABLE,
+    ),
+    HeadKind(
+        name="count",
+        metrics=("poisson_deviance", "mae", "rmse", "tweedie_deviance"),
+        fields=_TARGET_FIELDS,
+        counts=True,
+        trials="advisor.trials.tabular:COUNT",
+        reader=_TABLE,
+    ),
+    HeadKind(
+        name="segmentation",
+        metrics=("dice", "iou"),
+        fields=(*SEGMENTATION_STATISTICS, "label_noise", "outputs_log_probs"),
+        needs_classes=True,
+        integer_targets=True,
+        layout="image",
+        trials="advisor.trials.segmentation:SEGMENTATION",
+        reader="advisor.profiling.images:READER",
+    ),
+    HeadKind(
+        name="audio",
+        metrics=("si_sdr", "snr", "esr"),
+        fields=(
+            "sample_rate",
+            "median_duration_s",
+            "rms_dbfs",
+            "input_snr_db",
+            "spectral_centroid_hz",
+            "spectral_bandwidth_hz",
+        ),
+        layout="waveform",
+        trials="advisor.trials.audio:AUDIO",
+        reader="advisor.profiling.audio:READER",
+    ),
+    HeadKind(
+        name="distribution", metrics=("kl",), needs_classes=True, trials="advisor.trials.tabular:DISTRIBUTION"
+    ),
+):
+    register_kind(_kind)
+
+# The built-in head types (what the catalog's losses and the gRPC enum name) and their metrics, by name.
+HEAD_TYPES: tuple[str, ...] = tuple(_KINDS)
+HeadType = Literal[HEAD_TYPES]  # type: ignore[valid-type]  # the rules' head_type fact: a choice of these
+METRICS_BY_HEAD: dict[str, tuple[str, ...]] = {kind.name: kind.metrics for kind in head_kinds()}
+# Audio trial clips are at least this long, and synthetic ones exactly: the STFT losses pad each frame by half an
+# FFT, which must be shorter than the clip, and the largest FFT the rules derive is about 0.12 s at any rate. The
+# profiler crops the user's clips to it, the trials generate theirs with it.
+AUDIO_TRIAL_SECONDS = 0.128
+
 # True where a larger value of the metric is better.
 HIGHER_IS_BETTER: dict[str, bool] = {
     metric: metric

@@ -19,17 +19,19 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from advisor.errors import AdvisorError
 from advisor.heads import (
     DEFAULT_TWEEDIE_POWER,
     DEVIANCE_METRICS,
-    IMBALANCED_DEFAULT_METRIC,
-    METRICS_BY_HEAD,
+    SEGMENTATION_STATISTICS,
     TWEEDIE_POWER_RANGE,
-    HeadType,
+    HeadKind,
     Metric,
     deviance_power,
+    head_kind,
+    head_kinds,
 )
 from advisor.spec import check_depth, loads_json, violations_from_pydantic
 
@@ -48,8 +50,6 @@ MAX_NOTES = 1_000
 Share = Annotated[float, Field(ge=0, le=1)]
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 Name = Annotated[str, Field(max_length=MAX_NAME_LENGTH)]
-CLASS_HEADS = ("binary", "multiclass", "ordinal")
-LABEL_HEADS = (*CLASS_HEADS, "multilabel", "segmentation")
 # An imbalance ratio at or above this is "imbalanced" (selection.md: < 3 none, 3-20 moderate, > 20 severe).
 IMBALANCE_THRESHOLD = 3.0
 
@@ -109,7 +109,7 @@ def _check_deviance_target(
     if target.minimum is not None and target.minimum < 0:
         raise ValueError(
             f"{where} needs a non-negative target, but the target summary has minimum {target.minimum:g}; "
-            f"choose one of {', '.join(m for m in METRICS_BY_HEAD[head_type] if m not in DEVIANCE_METRICS)} "
+            f"choose one of {', '.join(m for m in head_kind(head_type).metrics if m not in DEVIANCE_METRICS)} "
             "for a target that can be negative"
         )
     if power >= 2:
@@ -126,30 +126,14 @@ def _check_deviance_target(
             )
 
 
-# Per-foreground-class statistics of a segmentation head (one value per class, background left out).
-SEGMENTATION_STATISTICS = ("foreground_shares", "absent_shares", "median_object_shares", "boundary_shares")
-# The head types each statistic or trait applies to.
-STATISTIC_HEADS: dict[str, tuple[str, ...]] = {
-    "class_histogram": CLASS_HEADS,
-    "class_labels": CLASS_HEADS,
-    "positive_rates": ("multilabel",),
-    "target": ("regression", "count"),
-    "foreground_shares": ("segmentation",),
-    "absent_shares": ("segmentation",),
-    "median_object_shares": ("segmentation",),
-    "boundary_shares": ("segmentation",),
-    "sample_rate": ("audio",),
-    "median_duration_s": ("audio",),
-    "rms_dbfs": ("audio",),
-    "input_snr_db": ("audio",),
-    "spectral_centroid_hz": ("audio",),
-    "spectral_bandwidth_hz": ("audio",),
-    "label_noise": LABEL_HEADS,
-    "calibration_needed": ("binary", "multiclass", "multilabel"),
-    "intervals_needed": ("regression", "count"),
-    "tweedie_power": ("regression", "count"),
-    "outputs_log_probs": ("multiclass", "ordinal", "segmentation"),
-}
+# The fields every head has; each other field applies to the head types whose kind lists it (HeadKind.fields).
+COMMON_FIELDS = ("name", "type", "num_classes", "metric")
+
+
+def _literal_choices(names: tuple[str, ...]) -> str:
+    """``'a', 'b' or 'c'``, as pydantic lists a Literal's values."""
+    quoted = [repr(name) for name in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
 
 
 class Head(_Model):
@@ -161,7 +145,7 @@ class Head(_Model):
         max_length=MAX_NAME_LENGTH,
         description="Head name (a target column for profiled data).",
     )
-    type: HeadType = Field(description="What the head predicts.")
+    type: str = Field(description="What the head predicts: a registered head kind (advisor.heads).")
     num_classes: int | None = Field(
         None, ge=2, le=MAX_CLASSES, description="Classes (labels for multilabel); from the histogram."
     )
@@ -244,13 +228,26 @@ class Head(_Model):
         False, description="The model's classification head already ends in log_softmax (not logits)."
     )
 
-    @field_validator(*STATISTIC_HEADS)
+    @field_validator("type", mode="before")
+    @classmethod
+    def _registered_type(cls, value: Any) -> Any:
+        """The head kinds are registered at run time, so the type is checked against the registry (with the
+        message pydantic gives for a Literal)."""
+        names = tuple(kind.name for kind in head_kinds())
+        if not isinstance(value, str) or value not in names:
+            raise PydanticCustomError(
+                "literal_error", "Input should be {expected}", {"expected": _literal_choices(names)}
+            )
+        return value
+
+    @field_validator("*")
     @classmethod
     def _statistic_fits_type(cls, value: Any, info: ValidationInfo) -> Any:
         """A statistic or trait given for a head type it does not apply to is an error, not ignored."""
-        head_type, allowed = info.data.get("type"), STATISTIC_HEADS[info.field_name]
+        head_type, field = info.data.get("type"), info.field_name
         given = value is not None and value is not False
-        if given and head_type is not None and head_type not in allowed:
+        if given and head_type is not None and field not in (*COMMON_FIELDS, *head_kind(head_type).fields):
+            allowed = [kind.name for kind in head_kinds() if field in kind.fields]
             raise ValueError(f"applies to {', '.join(allowed)} heads, not to a {head_type} head")
         return value
 
@@ -270,8 +267,8 @@ class Head(_Model):
     @classmethod
     def _metric_fits_type(cls, metric: str | None, info: ValidationInfo) -> str | None:
         head_type = info.data.get("type")
-        if metric is not None and head_type is not None and metric not in METRICS_BY_HEAD[head_type]:
-            allowed = ", ".join(METRICS_BY_HEAD[head_type])
+        if metric is not None and head_type is not None and metric not in head_kind(head_type).metrics:
+            allowed = ", ".join(head_kind(head_type).metrics)
             raise ValueError(f"metric {metric!r} does not fit a {head_type} head; allowed: {allowed}")
         if metric in DEVIANCE_METRICS and head_type is not None:
             _check_deviance_target(metric, head_type, info.data.get("target"), info.data.get("tweedie_power"))
@@ -303,14 +300,15 @@ class Head(_Model):
         }
         known = {field: size for field, size in sizes.items() if size is not None}
         num_classes = self.num_classes or next(iter(known.values()), None)
-        if self.type == "binary":
-            num_classes = num_classes or 2
-            if num_classes != 2:
-                raise ValueError(f"a binary head has 2 classes, got {num_classes}")
+        kind = self.kind
+        if kind.classes is not None:
+            num_classes = num_classes or kind.classes
+            if num_classes != kind.classes:
+                raise ValueError(f"a {self.type} head has {kind.classes} classes, got {num_classes}")
         for field, size in known.items():
             if size != num_classes:
                 raise ValueError(f"{field} implies {size} classes but num_classes is {num_classes}")
-        if self.type in ("multiclass", "ordinal", "segmentation", "multilabel") and num_classes is None:
+        if kind.needs_classes and num_classes is None:
             raise ValueError(
                 f"a {self.type} head needs num_classes or a histogram/rates/shares to derive it from"
             )
@@ -319,9 +317,14 @@ class Head(_Model):
         object.__setattr__(self, "num_classes", num_classes)
         if self.metric is None:
             imbalanced = (self.imbalance_ratio or 1.0) >= IMBALANCE_THRESHOLD
-            default = IMBALANCED_DEFAULT_METRIC.get(self.type) if imbalanced else None
-            object.__setattr__(self, "metric", default or METRICS_BY_HEAD[self.type][0])
+            default = kind.imbalanced_metric if imbalanced else None
+            object.__setattr__(self, "metric", default or kind.metrics[0])
         return self
+
+    @property
+    def kind(self) -> HeadKind:
+        """What the advisor knows about this head's type (:class:`advisor.heads.HeadKind`)."""
+        return head_kind(self.type)
 
     @property
     def imbalance_ratio(self) -> float | None:

@@ -23,7 +23,8 @@ from advisor.profiling import ProfileError, profile, profile_data
 from advisor.profiling.audio import MAX_CLIPS, MAX_TRIAL_SECONDS, MIN_TRIAL_SECONDS
 from advisor.rules import candidates, facts_for
 from advisor.task import Head
-from advisor.trials.data import MIN_CLIPS, clip_rows, prepare
+from advisor.trials.audio import MIN_CLIPS, clip_rows
+from advisor.trials.data import prepare
 
 RATE = 16_000
 SECONDS = 0.25

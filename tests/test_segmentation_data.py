@@ -22,7 +22,8 @@ from advisor.profiling import ProfileError, profile, profile_data
 from advisor.rules import candidates, facts_for
 from advisor.task import Head
 from advisor.trials import metrics
-from advisor.trials.data import MIN_IMAGES, image_rows, prepare
+from advisor.trials.data import prepare
+from advisor.trials.segmentation import MIN_IMAGES, image_rows
 
 
 def _known_masks() -> np.ndarray:

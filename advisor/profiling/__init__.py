@@ -6,7 +6,9 @@ for tables (a CSV file, a DataFrame, ``(X, y)``) and for segmentation data (imag
 target clips: arrays, a pair of folders of WAV/FLAC files, a manifest CSV; see :mod:`advisor.profiling.audio`).
 Modules: ``reading`` (tabular sources, target columns, stream sampling), ``inference`` (head types, feature
 roles), ``statistics`` (target statistics and residual tests), ``tabular``, ``images`` and ``audio`` (one
-profiler per kind of data), ``common`` (the error and result types).
+profiler per kind of data, each the :class:`~advisor.profiling.common.DataReader` its head kinds name in
+``advisor.heads``: the data goes to the first reader that claims it), ``common`` (the error, result and reader
+types).
 
 The traits are those of ``shared/selection.md`` ("Traits computed from a task or its data"): class histograms
 (for the imbalance ratio), the outlier fraction and robust scale of a robust quick fit, count dispersion and
@@ -44,28 +46,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from advisor.profiling.audio import HEAD_NAME as AUDIO_HEAD_NAME
-from advisor.profiling.audio import MAX_CLIPS, is_audio_source, open_audio, profile_audio
+from advisor.heads import head_kinds, resolve
 from advisor.profiling.common import (
-    FORCEABLE_TASKS,
+    DataReader,
     ProfiledData,
     ProfileError,
-    TaskName,
-    _error,
+    ProfileRequest,
     check_options,
+    forceable_tasks,
 )
-from advisor.profiling.images import HEAD_NAME, MAX_IMAGES, is_segmentation_source, open_pairs, profile_images
 from advisor.profiling.reading import CHUNK_CELLS, TARGET_NAMES
 from advisor.profiling.reading import (
     _BottomKSampler as _BottomKSampler,  # re-exported: the tests sample with it
 )
-from advisor.profiling.tabular import encoded, profile_table
 from advisor.task import TaskDescription
 
-__all__ = ["FORCEABLE_TASKS", "TARGET_NAMES", "ProfileError", "ProfiledData", "profile", "profile_data"]
+__all__ = ["TARGET_NAMES", "ProfileError", "ProfiledData", "forceable_tasks", "profile", "profile_data"]
 # The entry points pass this module's CHUNK_CELLS down, read at call time: setting
 # advisor.profiling.CHUNK_CELLS (the tests shrink it to cross many chunks) takes effect.
 
@@ -76,7 +74,7 @@ def profile(
     data: Data,
     *,
     target: str | Sequence[str] | None = None,
-    task: TaskName | None = None,
+    task: str | None = None,
     max_rows: int = 200_000,
     random_state: int | None = 0,
     sample_rate: int | None = None,
@@ -128,19 +126,16 @@ def profile(
         for audio data unmatched names, mixed sample rates, a pair whose lengths or channels differ, or
         non-finite samples. Each names its field.
     """
-    check_options(task, max_rows)
-    if is_audio_source(data, target, task, sample_rate):
-        return _profile_audio(data, target, max_rows, random_state, sample_rate).task
-    if is_segmentation_source(data, target, task):
-        return _profile_images(data, target, task, max_rows, random_state).task
-    return profile_table(data, target, task, max_rows, random_state, chunk_cells=CHUNK_CELLS).task
+    request = _request(data, target, task, max_rows, random_state, sample_rate)
+    reader = _reader(request)
+    return reader.task(request) if reader.task is not None else reader.read(request).task
 
 
 def profile_data(
     data: Data,
     *,
     target: str | Sequence[str] | None = None,
-    task: TaskName | None = None,
+    task: str | None = None,
     max_rows: int = 200_000,
     random_state: int | None = 0,
     sample_rate: int | None = None,
@@ -149,29 +144,25 @@ def profile_data(
 
     Parameters and errors as for :func:`profile`.
     """
+    request = _request(data, target, task, max_rows, random_state, sample_rate)
+    return _reader(request).read(request)
+
+
+def _request(
+    data: Data,
+    target: Any,
+    task: str | None,
+    max_rows: int,
+    random_state: int | None,
+    sample_rate: int | None,
+) -> ProfileRequest:
     check_options(task, max_rows)
-    if is_audio_source(data, target, task, sample_rate):
-        return _profile_audio(data, target, max_rows, random_state, sample_rate)
-    if is_segmentation_source(data, target, task):
-        return _profile_images(data, target, task, max_rows, random_state)
-    return encoded(profile_table(data, target, task, max_rows, random_state, chunk_cells=CHUNK_CELLS))
+    return ProfileRequest(data, target, task, max_rows, random_state, sample_rate, chunk_cells=CHUNK_CELLS)
 
 
-def _profile_images(
-    data: Any, target: Any, task: str | None, max_rows: int, random_state: int | None
-) -> ProfiledData:
-    if task not in (None, "segmentation"):
-        raise _error("task", f"task={task!r} does not fit images and masks; use 'segmentation' or None")
-    if target is not None and not (isinstance(target, str) and target):
-        raise _error("target", f"segmentation data has one head: name it with a string, got {target!r}")
-    pairs = open_pairs(data, min(max_rows, MAX_IMAGES), np.random.default_rng(random_state))
-    return profile_images(pairs, head_name=target or HEAD_NAME)
-
-
-def _profile_audio(
-    data: Any, target: Any, max_rows: int, random_state: int | None, sample_rate: int | None
-) -> ProfiledData:
-    if target is not None and not (isinstance(target, str) and target):
-        raise _error("target", f"audio data has one head: name it with a string, got {target!r}")
-    pairs = open_audio(data, min(max_rows, MAX_CLIPS), np.random.default_rng(random_state), sample_rate)
-    return profile_audio(pairs, head_name=target or AUDIO_HEAD_NAME)
+def _reader(request: ProfileRequest) -> DataReader:
+    """The first reader, in their order, of the registered head kinds that claims the data (the table reader
+    claims any)."""
+    named = dict.fromkeys(kind.reader for kind in head_kinds() if kind.reader is not None)
+    readers: list[DataReader] = sorted((resolve(reference) for reference in named), key=lambda r: r.order)
+    return next(reader for reader in readers if reader.claims(request))

@@ -29,14 +29,14 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from advisor.profiling.common import ProfiledData, _error, _listing
+from advisor.heads import AUDIO_TRIAL_SECONDS
+from advisor.profiling.common import DataReader, ProfiledData, ProfileRequest, _error, _listing
 from advisor.profiling.images import _is_path, _sample
 from advisor.profiling.reading import _sniff_separator
 from advisor.task import MAX_DBFS, MAX_SAMPLE_RATE, MAX_SNR_DB, MIN_DBFS, Head, TaskDescription
-from advisor.trials.synthetic import AUDIO_SECONDS
 
 # Pairs read at most: enough for stable medians of level, SNR and spectrum; trials use far fewer (see
-# advisor.trials.data.clip_rows).
+# advisor.trials.audio.clip_rows).
 MAX_CLIPS = 512
 # Seconds of each clip the statistics read (the centred window): 512 clips of 2 x 2 s at 48 kHz decode in a few
 # seconds, and a level or spectrum changes little past a couple of seconds of a recording.
@@ -44,9 +44,8 @@ PROFILE_SECONDS = 2.0
 # Trial clips are at most this long: a trial trains every candidate and repeat for every epoch, and half a second
 # still holds dozens of frames of the largest STFT resolution the rules derive (about 0.12 s at any rate).
 MAX_TRIAL_SECONDS = 0.5
-# ... and at least this long (the synthetic clips' length): the STFT losses pad each frame by half an FFT, which
-# must be shorter than the clip, and the largest FFT the rules derive is about 0.12 s at any rate.
-MIN_TRIAL_SECONDS = AUDIO_SECONDS
+# ... and at least this long, the synthetic clips' length (advisor.heads.AUDIO_TRIAL_SECONDS says why).
+MIN_TRIAL_SECONDS = AUDIO_TRIAL_SECONDS
 # Channels a clip may have (more is a channels-last array, or not audio).
 MAX_CHANNELS = 64
 AUDIO_SUFFIXES = (".wav", ".flac")
@@ -564,3 +563,19 @@ def profile_audio(pairs: AudioPairs, *, head_name: str = HEAD_NAME) -> ProfiledD
     )
     task = TaskDescription(heads=[head], n_samples=pairs.total, n_features=1, source="data", notes=notes)
     return ProfiledData(task, measured.inputs[:, None] / gain, {head_name: measured.targets[:, None] / gain})
+
+
+def _profile(request: ProfileRequest) -> ProfiledData:
+    target = request.target
+    if target is not None and not (isinstance(target, str) and target):
+        raise _error("target", f"audio data has one head: name it with a string, got {target!r}")
+    rng = np.random.default_rng(request.random_state)
+    pairs = open_audio(request.data, min(request.max_rows, MAX_CLIPS), rng, request.sample_rate)
+    return profile_audio(pairs, head_name=target or HEAD_NAME)
+
+
+# The reader of the audio head kind, asked first: a sample rate or a folder of WAV/FLAC files marks audio, which
+# the segmentation reader would otherwise take for images (a 3-D array pair, a folder).
+READER = DataReader(
+    order=0, claims=lambda r: is_audio_source(r.data, r.target, r.task, r.sample_rate), read=_profile
+)

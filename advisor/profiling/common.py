@@ -1,29 +1,17 @@
-"""What every profiler shares: the error type and its helpers, the forceable task names, the result type."""
+"""What every profiler shares: the error type and its helpers, the forceable task names, the result type, and
+the reader type each kind of data has."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from advisor.errors import AdvisorError, FieldViolation
+from advisor.heads import head_kinds
 from advisor.task import TaskDescription
-
-FORCEABLE_TASKS = (
-    "regression",
-    "binary",
-    "multiclass",
-    "count",
-    "ordinal",
-    "multilabel",
-    "segmentation",
-    "audio",
-)
-TaskName = Literal[
-    "regression", "binary", "multiclass", "count", "ordinal", "multilabel", "segmentation", "audio"
-]
 
 
 class ProfileError(AdvisorError):
@@ -40,10 +28,15 @@ def _listing(names: Sequence[str], limit: int = 30) -> str:
     return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
 
+def forceable_tasks() -> tuple[str, ...]:
+    """The head types a ``task=`` may force: those whose kind has a data reader."""
+    return tuple(kind.name for kind in head_kinds() if kind.reader is not None)
+
+
 def check_options(task: str | None, max_rows: Any) -> None:
     """The options every profiler takes: a known ``task`` (or None) and a positive ``max_rows``."""
-    if task is not None and task not in FORCEABLE_TASKS:
-        raise _error("task", f"unknown task {task!r}; expected one of {', '.join(FORCEABLE_TASKS)} or None")
+    if task is not None and task not in forceable_tasks():
+        raise _error("task", f"unknown task {task!r}; expected one of {', '.join(forceable_tasks())} or None")
     if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
         raise _error("max_rows", f"expected a positive integer, got {max_rows!r}")
 
@@ -63,3 +56,32 @@ class ProfiledData:
     task: TaskDescription
     features: np.ndarray
     targets: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ProfileRequest:
+    """What :func:`advisor.profiling.profile` was given, as every reader sees it (the options checked)."""
+
+    data: Any
+    target: Any
+    task: str | None
+    max_rows: int
+    random_state: int | None
+    sample_rate: int | None
+    chunk_cells: int  # tables: the cells of each CSV chunk read
+
+
+@dataclass(frozen=True)
+class DataReader:
+    """How the profiler reads one kind of data; each head kind names its reader (``HeadKind.reader``).
+
+    :func:`advisor.profiling.profile` asks the readers in ``order`` (lowest first) whether the data is theirs
+    (``claims``) and profiles it with the first that says so: a reader whose test would also take another's
+    data is asked after it, and the table reader, which takes anything, last. ``read`` profiles the data with
+    its sample encoded for trials; ``task``, when given, profiles it alone, skipping that work.
+    """
+
+    order: int
+    claims: Callable[[ProfileRequest], bool]
+    read: Callable[[ProfileRequest], ProfiledData]
+    task: Callable[[ProfileRequest], TaskDescription] | None = None

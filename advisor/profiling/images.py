@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from advisor.profiling.common import ProfiledData, _error, _listing
+from advisor.profiling.common import DataReader, ProfiledData, ProfileRequest, _error, _listing
 from advisor.profiling.reading import _sniff_separator
 from advisor.task import Head, TaskDescription
 
@@ -749,3 +749,22 @@ def _standardised(images: np.ndarray) -> np.ndarray:
     mean = images.mean(axis=(0, 2, 3), keepdims=True)
     spread = images.std(axis=(0, 2, 3), keepdims=True)
     return ((images - mean) / np.where(spread > 0, spread, 1.0)).astype(np.float32)
+
+
+def _profile(request: ProfileRequest) -> ProfiledData:
+    if request.task not in (None, "segmentation"):
+        raise _error(
+            "task", f"task={request.task!r} does not fit images and masks; use 'segmentation' or None"
+        )
+    target = request.target
+    if target is not None and not (isinstance(target, str) and target):
+        raise _error("target", f"segmentation data has one head: name it with a string, got {target!r}")
+    rng = np.random.default_rng(request.random_state)
+    return profile_images(
+        open_pairs(request.data, min(request.max_rows, MAX_IMAGES), rng), head_name=target or HEAD_NAME
+    )
+
+
+# The reader of the segmentation head kind: asked before the table reader, after audio's, whose (N, C, T) arrays
+# would also pass for images.
+READER = DataReader(order=1, claims=lambda r: is_segmentation_source(r.data, r.target, r.task), read=_profile)

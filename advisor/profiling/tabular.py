@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from advisor.profiling.common import ProfiledData, TaskName, _error, _listing
+from advisor.profiling.common import DataReader, ProfiledData, ProfileRequest, _error, _listing
 from advisor.profiling.inference import (
     _as_numbers,
     _as_text,
@@ -221,7 +221,7 @@ class TabularProfile:
 def profile_table(
     data: Any,
     target: Any,
-    task: TaskName | None,
+    task: str | None,
     max_rows: int,
     random_state: int | None,
     *,
@@ -251,6 +251,23 @@ def profile_table(
         notes=notes,
     )
     return TabularProfile(description, scan, plans, features)
+
+
+def _profile(request: ProfileRequest) -> TabularProfile:
+    return profile_table(
+        request.data, request.target, request.task, request.max_rows, request.random_state,
+        chunk_cells=request.chunk_cells,
+    )  # fmt: skip
+
+
+# The reader of the table head kinds. It takes whatever no other reader claims, so it is asked last; profiling
+# alone skips encoding the sample.
+READER = DataReader(
+    order=2,
+    claims=lambda request: True,
+    read=lambda request: encoded(_profile(request)),
+    task=lambda request: _profile(request).task,
+)
 
 
 def _assemble_head(plan: _HeadPlan, scan: _Scan, numeric: dict[str, Head], notes: list[str]) -> Head:

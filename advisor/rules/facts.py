@@ -131,11 +131,11 @@ def facts_for(task: TaskDescription, head: Head) -> Facts:
     histogram, summary, rates = head.class_histogram, head.target, head.positive_rates
     ratio = head.imbalance_ratio
     mean = summary.mean if summary else None
-    counted = head.type == "count" and summary is not None and summary.variance is not None
+    counted = head.kind.counts and summary is not None and summary.variance is not None
     dispersion = summary.variance / mean if counted and mean is not None and mean > 0 else None
     zero_share = summary.zero_share if summary else None
     excess_zeros = None
-    if head.type == "count" and zero_share is not None and mean is not None and mean >= 0:
+    if head.kind.counts and zero_share is not None and mean is not None and mean >= 0:
         expected = math.exp(-mean)
         excess_zeros = zero_share > 1.5 * expected and zero_share - expected > 0.05
     pvalue = summary.heteroscedasticity_pvalue if summary else None

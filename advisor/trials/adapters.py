@@ -16,11 +16,11 @@ from torch import Tensor
 from advisor.losses.families import LOSS_FAMILIES
 from advisor.spec import LossSpec
 from advisor.task import Head
+from advisor.trials.kinds import trials_for
 
 # Losses that read one logit per binary label (sigmoid) rather than one per class (softmax): the catalog's
 # sigmoid family.
-_SIGMOID_LOSSES = {name for name, family in LOSS_FAMILIES.items() if family == "sigmoid"}
-_LOG_LINK_LOSSES = {"tweedie"}
+SIGMOID_LOSSES = {name for name, family in LOSS_FAMILIES.items() if family == "sigmoid"}
 
 
 @dataclass(frozen=True)
@@ -75,45 +75,14 @@ class Adapter:
 
 
 def adapter_for(head: Head, spec: LossSpec) -> Adapter:
-    """The output layout a trial model needs to train ``head`` with the loss ``spec``."""
-    loss, params = spec.loss, spec.params
-    if loss == "compound":  # its terms read one output the same way (validated): a term's layout is its own
-        terms = params["terms"]
-        term = next((t for t in terms if t["loss"] in _SIGMOID_LOSSES), terms[0])
+    """The output layout a trial model needs to train ``head`` with the loss ``spec`` (its kind's adapter)."""
+    if (
+        spec.loss == "compound"
+    ):  # its terms read one output the same way (validated): a term's layout is its own
+        terms = spec.params["terms"]
+        term = next((t for t in terms if t["loss"] in SIGMOID_LOSSES), terms[0])
         return adapter_for(head, LossSpec(loss=term["loss"], params=term["params"]))
-    classes = head.num_classes or 2
-    if head.type == "segmentation":
-        single = classes == 2 and (
-            loss in _SIGMOID_LOSSES
-            or params.get("activation") == "sigmoid"
-            or params.get("variant") == "hinge"
-        )
-        return Adapter(
-            "dense",
-            1 if single else classes,
-            log_probs_input=loss == "nll",
-            float_target=single and loss in _SIGMOID_LOSSES,
-        )
-    if head.type == "audio":
-        return Adapter("wave", 1)
-    if head.type == "distribution":
-        return Adapter("distribution", classes, log_probs_input=params.get("input_format") == "log_probs")
-    if head.type in ("binary", "multilabel"):
-        if loss in _SIGMOID_LOSSES:
-            return Adapter("sigmoid", 1 if head.type == "binary" else classes, float_target=True)
-        return Adapter("softmax", 2, log_probs_input=loss == "nll")
-    if head.type in ("multiclass", "ordinal"):
-        return Adapter("softmax", classes, log_probs_input=loss == "nll")
-    # regression and count
-    if loss in ("gaussian_nll", "beta_nll"):
-        return Adapter("mean_log_var", 2)
-    if loss == "quantile":
-        return Adapter("quantiles", len(params["quantiles"]), quantiles=tuple(params["quantiles"]))
-    if loss in _LOG_LINK_LOSSES or (loss == "poisson_nll" and params.get("log_input", True)):
-        return Adapter("log_rate", 1)
-    if loss == "poisson_nll":
-        return Adapter("rate", 1)
-    return Adapter("point", 1)
+    return trials_for(head).adapter(head, spec)
 
 
 # Losses whose 'mean' divides by a count of entries (or a per-sample constant), so pooling every seed's

@@ -16,25 +16,10 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor
 
 from advisor.task import Head, TaskDescription
-from advisor.trials.synthetic import (
-    AUDIO_SECONDS,
-    DEFAULT_SAMPLE_RATE,
-    IMAGE_SIZE,
-    MAX_CLIPS,
-    MAX_IMAGES,
-    generate,
-)
+from advisor.trials.kinds import trials_for
+from advisor.trials.synthetic import generate
 
 VALIDATION_SHARE = 0.3  # of the rows; half tunes, half scores
-CLASS_HEADS = ("binary", "multiclass", "ordinal")
-# A trial costs about the same per pixel whatever the images: the user's images get the pixels of the synthetic
-# set (MAX_IMAGES of IMAGE_SIZE x IMAGE_SIZE), so larger images come fewer, but never fewer than MIN_IMAGES
-# (a score part of 15 images: split noise grows fast below that).
-IMAGE_PIXELS = MAX_IMAGES * IMAGE_SIZE**2
-MIN_IMAGES = 100
-# Audio likewise by samples: the user's clips get the seconds of the synthetic set (MAX_CLIPS clips of
-# AUDIO_SECONDS), so longer clips come fewer, but never fewer than MIN_CLIPS (a score part of 10 clips).
-MIN_CLIPS = 64
 
 
 @dataclass(frozen=True)
@@ -85,7 +70,7 @@ class Splits:
 
 def _strata(y: np.ndarray, head: Head) -> np.ndarray | None:
     """Labels to stratify on: classes with at least 4 rows (so each part can get one), else None."""
-    if head.type not in CLASS_HEADS:
+    if not head.kind.class_labels:
         return None
     _, counts = np.unique(y, return_counts=True)
     return y if counts.min() >= 4 else None
@@ -104,34 +89,17 @@ def _subsample(
 
 
 def _as_target(y: np.ndarray, head: Head) -> Tensor:
-    if head.type in (*CLASS_HEADS, "segmentation"):
-        return torch.as_tensor(y, dtype=torch.long)
-    return torch.as_tensor(y, dtype=torch.float32)
-
-
-def image_rows(pixels: int) -> int:
-    """Images of ``pixels`` pixels each that a segmentation trial trains on at most."""
-    return min(MAX_IMAGES, max(MIN_IMAGES, IMAGE_PIXELS // max(pixels, 1)))
-
-
-def clip_rows(samples: int, sample_rate: int | None) -> int:
-    """Clips of ``samples`` samples each at ``sample_rate`` Hz that an audio trial trains on at most."""
-    synthetic_samples = int((sample_rate or DEFAULT_SAMPLE_RATE) * AUDIO_SECONDS)
-    return min(MAX_CLIPS, max(MIN_CLIPS, MAX_CLIPS * synthetic_samples // max(samples, 1)))
+    return torch.as_tensor(y, dtype=torch.long if head.kind.integer_targets else torch.float32)
 
 
 def prepare(
     x: np.ndarray, y: np.ndarray, head: Head, *, max_rows: int, seed: int = 0, synthetic: bool = False
 ) -> TrialData:
-    """Subsample to ``max_rows`` (stratified; images also to :func:`image_rows`, clips to :func:`clip_rows`)
-    and rescale a regression target."""
-    if head.type == "segmentation":
-        max_rows = min(max_rows, image_rows(x.shape[-2] * x.shape[-1]))
-    if head.type == "audio":
-        max_rows = min(max_rows, clip_rows(x.shape[-1], head.sample_rate))
-    x, y = _subsample(x, y, head, max_rows, seed)
+    """Subsample to ``max_rows`` (stratified on class labels; dense inputs to the fewer rows their kind keeps,
+    ``KindTrials.rows``) and rescale the target of a kind whose trials rescale it (regression)."""
+    x, y = _subsample(x, y, head, trials_for(head).rows(x, head, max_rows), seed)
     shift, scale = 0.0, 1.0
-    if head.type == "regression":
+    if head.kind.rescaled_target:
         y = np.asarray(y, dtype=float)
         shift = 0.0 if y.min() >= 0 else float(y.mean())
         scale = float(np.std(y) or 1.0)

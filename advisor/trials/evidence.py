@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
-from advisor.heads import DEFAULT_TWEEDIE_POWER, HIGHER_IS_BETTER
+from advisor.heads import DEFAULT_TWEEDIE_POWER, HIGHER_IS_BETTER, head_kind
 from advisor.losses import build_loss, get_loss_info
 from advisor.ranking import RepeatValues, clearly_behind
 from advisor.recipes import smoothed_priors
@@ -28,18 +28,11 @@ from advisor.rules import Candidate
 from advisor.spec import LossSpec
 from advisor.trials import metrics
 from advisor.trials.adapters import Adapter, adapter_for, seed_pooling
-from advisor.trials.data import CLASS_HEADS, Splits, TrialData, repeat_splits
+from advisor.trials.data import Splits, TrialData, repeat_splits
+from advisor.trials.kinds import trials_for
 from advisor.trials.posthoc import RecipeInputs, Scorer, recipe_for
 from advisor.trials.protocols import DEFAULT_BUDGET_S, DEFAULT_EPOCHS, DEFAULT_PROTOCOLS, Protocol
-from advisor.trials.trainer import (
-    BatchedTrainer,
-    Member,
-    MemberRun,
-    Progress,
-    TrainConfig,
-    conv_factory,
-    mlp_factory,
-)
+from advisor.trials.trainer import BatchedTrainer, Member, MemberRun, ModelFactory, Progress, TrainConfig
 
 FIRST_ROUND = 3  # repeats every candidate gets before racing may drop it
 DENSE_BATCH = 16  # images or clips per step: a dense member costs far more per row than a tabular one
@@ -85,7 +78,7 @@ def default_repeats(rows: int) -> int:
 
 def batch_size(head_type: str, train_rows: int) -> int:
     """Rows per step: small data still gets several steps an epoch (a fixed 256 gave 124 rows one step)."""
-    if head_type in ("segmentation", "audio"):
+    if head_kind(head_type).dense:
         return DENSE_BATCH
     return int(min(TrainConfig.batch_size, max(MIN_BATCH, train_rows // MIN_STEPS_PER_EPOCH)))
 
@@ -93,7 +86,7 @@ def batch_size(head_type: str, train_rows: int) -> int:
 def trial_spec(spec: LossSpec, data: TrialData) -> LossSpec:
     """The spec as trials train it: parameters in target units rescaled to the rescaled target."""
     scale = data.target_scale
-    if data.head.type != "regression" or scale == 1.0:
+    if not data.head.kind.rescaled_target or scale == 1.0:
         return spec
     fields = get_loss_info(spec.loss).params_model.model_fields
     params = {
@@ -104,8 +97,8 @@ def trial_spec(spec: LossSpec, data: TrialData) -> LossSpec:
 
 
 def _restored(predictions: dict[str, Tensor], data: TrialData) -> dict[str, Tensor]:
-    """Regression predictions back in target units."""
-    if data.head.type != "regression":
+    """Predictions of a rescaled target (regression) back in target units."""
+    if not data.head.kind.rescaled_target:
         return predictions
     shift, scale = data.target_shift, data.target_scale
     restored = dict(predictions)
@@ -123,24 +116,21 @@ def scorer(metric: str, data: TrialData) -> Scorer:
     power = data.head.tweedie_power or DEFAULT_TWEEDIE_POWER
 
     def score(predictions: dict[str, Tensor], target: Tensor) -> float:
-        if data.head.type == "regression":
+        if data.head.kind.rescaled_target:
             target = target * data.target_scale + data.target_shift
         return metrics.score(metric, _restored(predictions, data), target, tweedie_power=power)
 
     return score
 
 
-def _model_factory(data: TrialData, config: TrainConfig):
-    if data.head.type == "segmentation":
-        return conv_factory(2, data.x.shape[1], config)
-    if data.head.type == "audio":
-        return conv_factory(1, data.x.shape[1], config, residual=True)
-    return mlp_factory(data.x.shape[1], config)
+def _model_factory(data: TrialData, config: TrainConfig) -> ModelFactory:
+    """The stacked trial net of the head's kind for this data."""
+    return trials_for(data.head).model(data, config)
 
 
 def _class_priors(data: TrialData, train: Tensor) -> Tensor | None:
     """Training label frequencies of one repeat (single-label classification; for logit adjustment)."""
-    if data.head.type not in CLASS_HEADS:
+    if not data.head.kind.class_labels:
         return None
     counts = torch.bincount(data.y[train], minlength=data.head.num_classes or 2).tolist()
     return torch.tensor(smoothed_priors(counts), dtype=torch.float64)

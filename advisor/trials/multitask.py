@@ -57,14 +57,13 @@ from advisor.recommendation import Evidence, HeadShare, ProtocolEvidence
 from advisor.spec import LossSpec
 from advisor.task import TaskDescription
 from advisor.trials.adapters import Adapter, adapter_for
-from advisor.trials.data import CLASS_HEADS, Splits, TrialData, _subsample, prepare, repeat_splits
+from advisor.trials.data import Splits, TrialData, _subsample, prepare, repeat_splits
 from advisor.trials.evidence import TrialOptions, batch_size, default_repeats, scorer, trial_spec
+from advisor.trials.kinds import trials_for
 from advisor.trials.models import StackedMLP, standalone_mlp
 from advisor.trials.trainer import FusedAdamW, MemberRun, Progress, TrainConfig, _batches
 
 COMBINED_METRIC = "combined_score"
-# Heads whose rows are feature vectors: the shared trunk is an MLP (dense heads train conv nets on images).
-TABULAR_HEADS = ("regression", "count", "binary", "multiclass", "ordinal", "multilabel", "distribution")
 
 
 class JointTrialsUnavailable(ValueError):
@@ -185,36 +184,23 @@ def joint_data(
             "trials need your data (one table with a target column per head)"
         )
     heads = task.heads
-    for head in heads:
-        if head.type not in TABULAR_HEADS:
+    for head in heads:  # the shared trunk is an MLP over feature rows (dense heads train conv nets)
+        if head.kind.layout != "table":
             raise JointTrialsUnavailable(
                 f"head '{head.name}' is a {head.type} head; joint trials train tabular heads"
             )
     x = real[heads[0].name][0]
     if any(real[h.name][0] is not x and not np.array_equal(real[h.name][0], x) for h in heads[1:]):
         raise JointTrialsUnavailable("the heads' data do not share their feature rows")
-    strat = next((h for h in heads if h.type in CLASS_HEADS), heads[0])
+    strat = next((h for h in heads if h.kind.class_labels), heads[0])
     keep, _ = _subsample(np.arange(len(x)), real[strat.name][1], strat, max_rows, seed)
     return [prepare(x[keep], real[h.name][1][keep], h, max_rows=len(keep), seed=seed) for h in heads]
 
 
 def chance_level(data: TrialData) -> float:
-    """The head's metric for a feature-blind prediction on all its rows: the class frequencies (class heads),
-    the label rates or the mean distribution (multilabel, distribution), or the target's mean with its variance
-    (regression, count; the variance feeds nll and the pinball interval)."""
-    y, rows = data.y, data.rows
-    if data.head.type in CLASS_HEADS:
-        counts = torch.bincount(y, minlength=data.head.num_classes or 2).double()
-        predictions = {"proba": (counts / rows).expand(rows, -1)}
-    elif data.head.type in ("multilabel", "distribution"):
-        predictions = {"proba": y.double().mean(0).expand(rows, -1)}
-    else:
-        target = y.double()
-        predictions = {
-            "value": target.mean().expand(rows),
-            "variance": target.var(unbiased=False).expand(rows),
-        }
-    return scorer(data.head.metric, data)(predictions, y)
+    """The head's metric for its kind's feature-blind prediction on all its rows (``KindTrials.blind``: the
+    class frequencies, the label rates or mean distribution, or the target's mean with its variance)."""
+    return scorer(data.head.metric, data)(trials_for(data.head).blind(data), data.y)
 
 
 def head_shares(metrics: Sequence[float], references: Sequence[HeadReference]) -> list[float | None]:
@@ -325,7 +311,7 @@ def evaluate_joint(
     """
     started = time.perf_counter()
     references = references_for(heads)
-    strat = next((h.data for h in heads if h.data.head.type in CLASS_HEADS), heads[0].data)
+    strat = next((h.data for h in heads if h.data.head.kind.class_labels), heads[0].data)
     repeats = options.repeats or default_repeats(strat.rows)
     splits = repeat_splits(strat, 0, repeats, options.seed)
     config = TrainConfig(

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from advisor.losses.families import family_of, fused_loss
 from advisor.trials.adapters import Adapter
 from advisor.trials.data import Splits
-from advisor.trials.models import StackedConvNet, StackedMLP
+from advisor.trials.models import StackedConvNet, StackedMLP, StackedUNet
 
 StopReason = Literal["epochs", "early_stopping", "time", "cancelled", "diverged"]
 
@@ -138,6 +138,23 @@ def conv_factory(dims: int, in_channels: int, config: TrainConfig, *, residual: 
     return lambda out_dim, candidates: StackedConvNet(
         dims, in_channels, config.hidden // 4, out_dim, list(config.seeds), candidates, residual=residual
     )
+
+
+# The segmentation trial net: a U-Net of 2 pooled levels, width hidden // 8 (8 / 16 / 32 channels at full, half
+# and quarter resolution for the default hidden 64). Its full-resolution decoder convolution reads 3 w channels,
+# so its cost grows as w^2: at width 16 recommend() on client_examples/data/cells.npz took 5x as long as with the
+# three-convolution net of width 16 it replaces, at width 8 2x, while what a pixel sees grows from 5 to 30 px
+# (bench/RESULTS.md, issue 13).
+UNET_LEVELS = 2
+UNET_WIDTH_DIVISOR = 8
+
+
+def unet_factory(in_channels: int, config: TrainConfig) -> ModelFactory:
+    """Stacked small U-Nets (:class:`advisor.trials.models.StackedUNet`) for segmentation images."""
+    return lambda out_dim, candidates: StackedUNet(
+        in_channels, config.hidden // UNET_WIDTH_DIVISOR, out_dim, list(config.seeds), candidates,
+        levels=UNET_LEVELS,
+    )  # fmt: skip
 
 
 def available_cpus() -> int:
