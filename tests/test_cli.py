@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import advisor
 
@@ -120,7 +121,13 @@ def test_ctrl_c_stops_trials_cleanly_and_keeps_the_result(tmp_path):
          "--budget", "120", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    time.sleep(8)  # imports, then trials under way
+    # Interrupt once trials are under way: 8 s after torch is mapped in. A fixed delay from the start failed on
+    # a loaded machine, where torch alone took 10 s to map; the rest of the imports take seconds more there.
+    maps = Path(f"/proc/{process.pid}/maps")
+    deadline = time.monotonic() + 120
+    while "libtorch" not in maps.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(8)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
