@@ -37,7 +37,7 @@ from advisor.task import Head, TaskDescription
 # Pairs read at most: enough for stable per-class shares and object statistics; reading and labelling 2,000
 # images of 512 x 512 takes seconds, and the trials use far fewer.
 MAX_IMAGES = 2_000
-# Long side of the images and masks handed to trials. The trial net is three 3x3 convolutions, trained for
+# Long side of the images and masks handed to trials. The trial net is a small two-level U-Net, trained for
 # every candidate and repeat: at 64 px an image costs 4,096 pixels a step (7x the synthetic 24 x 24 images),
 # while objects of a few percent of the image stay several pixels wide.
 MAX_SIDE = 64
