@@ -63,6 +63,7 @@ from advisor.profiling import profile_data
 from advisor.rules import candidates_from, load_rules
 from bench import datasets
 from bench.datasets import CLASS_HEADS, Dataset
+from bench.scoring import regret, render
 
 SPLITS = 5
 QUICK_SPLITS = 2
@@ -816,14 +817,6 @@ def tie_set(values: np.ndarray, rng: np.random.Generator) -> set[int]:
     return tied
 
 
-def regret(means: np.ndarray, pick: int | None) -> float:
-    """(best - pick) / (best - worst); 1 for a missing or unusable pick."""
-    best, worst = np.nanmax(means), np.nanmin(means)
-    if pick is None or pick < 0 or not np.isfinite(means[pick]):
-        return 1.0
-    return 0.0 if best == worst else float((best - means[pick]) / (best - worst))
-
-
 @dataclass(frozen=True)
 class Scores:
     """One dataset under one protocol."""
@@ -963,17 +956,6 @@ def targets(cases: list[Case], scores: list[Scores]) -> list[str]:
         f"exhaustive search's {truth_s:.0f} s (target <= {TARGET_COMPUTE_SHARE:.0%}); member-epochs "
         f"{_number(epochs)} of the exhaustive search's",
     ]
-
-
-def render(rows: list[dict[str, str]], markdown: bool) -> str:
-    columns = list(dict.fromkeys(c for row in rows for c in row))
-    if markdown:
-        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        return "\n".join(lines + ["| " + " | ".join(r.get(c, "") for c in columns) + " |" for r in rows])
-    widths = {c: max(len(c), *(len(r.get(c, "")) for r in rows)) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns), "  ".join("-" * widths[c] for c in columns)]
-    lines += ["  ".join(r.get(c, "").ljust(widths[c]) for c in columns) for r in rows]
-    return "\n".join(line.rstrip() for line in lines)
 
 
 LEGEND = (

@@ -68,6 +68,7 @@ import advisor
 from advisor import LossSpec, TaskDescription
 from advisor.rules import candidates_from, load_rules
 from advisor.rules.engine import context_for, evaluate
+from bench.scoring import regret, render
 
 SIDE = 32
 IMAGES = 160
@@ -571,14 +572,6 @@ def tie_set(values: np.ndarray, rng: np.random.Generator) -> set[int]:
     return tied
 
 
-def regret(means: np.ndarray, pick: int) -> float:
-    """(best - pick) / (best - worst); 1 for a missing pick."""
-    best, worst = means.max(), means.min()
-    if pick < 0:
-        return 1.0
-    return 0.0 if best == worst else float((best - means[pick]) / (best - worst))
-
-
 @dataclass(frozen=True)
 class Scores:
     best: int
@@ -649,17 +642,6 @@ def summary_rows(cases: list[Case], scores: list[Scores]) -> list[dict[str, str]
             "mean regret": f"{np.mean([regret(s.truth.means, p) for p, s in zip(picks, scores, strict=True)]):.3f}",
         })  # fmt: skip
     return rows
-
-
-def render(rows: list[dict[str, str]], markdown: bool) -> str:
-    columns = list(dict.fromkeys(c for row in rows for c in row))
-    if markdown:
-        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        return "\n".join(lines + ["| " + " | ".join(r.get(c, "") for c in columns) + " |" for r in rows])
-    widths = {c: max(len(c), *(len(r.get(c, "")) for r in rows)) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns), "  ".join("-" * widths[c] for c in columns)]
-    lines += ["  ".join(r.get(c, "").ljust(widths[c]) for c in columns) for r in rows]
-    return "\n".join(line.rstrip() for line in lines)
 
 
 LEGEND = (
