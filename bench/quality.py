@@ -38,7 +38,6 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import subprocess
 import sys
 import time
@@ -63,7 +62,7 @@ from advisor.profiling import profile_data
 from advisor.rules import candidates_from, load_rules
 from bench import datasets
 from bench.datasets import CLASS_HEADS, Dataset
-from bench.scoring import regret, render
+from bench.scoring import read_truth, regret, render, write_truth
 
 SPLITS = 5
 QUICK_SPLITS = 2
@@ -624,24 +623,6 @@ def cache_key(ds: Dataset, entry: Entry, split: int) -> str:
     return hashlib.sha1(payload.encode()).hexdigest()[:16]
 
 
-def _cache_path(name: str) -> Path:
-    return CACHE_DIR / f"{name}.json"
-
-
-def read_cache(name: str) -> dict[str, dict[str, Any]]:
-    path = _cache_path(name)
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def write_cache(name: str, records: dict[str, dict[str, Any]]) -> None:
-    """One record per line, keys sorted: small files with readable diffs; replaced atomically."""
-    CACHE_DIR.mkdir(exist_ok=True)
-    lines = [f"{json.dumps(k)}: {json.dumps(records[k], separators=(',', ':'))}" for k in sorted(records)]
-    temporary = _cache_path(name).with_suffix(".tmp")
-    temporary.write_text("{\n" + ",\n".join(lines) + "\n}\n")
-    os.replace(temporary, _cache_path(name))
-
-
 @dataclass
 class Case:
     """One dataset with its pool (and, once run, the advisor's answer)."""
@@ -666,7 +647,7 @@ def fill_truth(cases: list[Case], splits: int, jobs: int, log: Callable[[str], N
     """Train every (dataset, split) that has pool entries missing from the cache; the parent writes the cache."""
     work = []
     for case in cases:
-        cached = read_cache(case.ds.name)
+        cached = read_truth(CACHE_DIR, case.ds.name)
         for split in range(splits):
             missing: dict[str, list[str]] = {}
             for entry in case.pool:
@@ -678,13 +659,13 @@ def fill_truth(cases: list[Case], splits: int, jobs: int, log: Callable[[str], N
     by_name = {case.ds.name: case for case in cases}
 
     def store(name: str, split: int, results: list[dict[str, Any]], seconds: float) -> None:
-        case, records = by_name[name], read_cache(name)
+        case, records = by_name[name], read_truth(CACHE_DIR, name)
         labels = {entry.key: entry.labels[0] for entry in case.pool}
         for result in results:
             entry = Entry([], LossSpec.model_validate_json(result["spec"]), result["post_hoc"])
             record = {k: v for k, v in result.items() if k != "spec"}
             records[cache_key(case.ds, entry, split)] = {"label": labels[entry.key], "split": split, **record}
-        write_cache(name, records)
+        write_truth(CACHE_DIR, name, records)
         log(f"  {name} split {split}: {len(results)} entries in {seconds:.1f} s")
 
     if jobs <= 1:
@@ -710,7 +691,7 @@ class Truth:
 
 def load_truth(case: Case, splits: int, protocol: int) -> Truth:
     """Test values of every pool entry from the cache; protocol (a)'s time is pro rata of its epochs."""
-    records = read_cache(case.ds.name)
+    records = read_truth(CACHE_DIR, case.ds.name)
     sign = 1.0 if HIGHER_IS_BETTER[case.ds.metric] else -1.0
     values = np.full((len(case.pool), splits), np.nan)
     seconds = member_epochs = 0.0

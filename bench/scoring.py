@@ -1,6 +1,12 @@
-"""What the quality benches share: the normalised regret of a pick and the table they print."""
+"""What the quality benches share: the normalised regret of a pick, the table they print, and their
+ground-truth cache files."""
 
 from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,3 +30,18 @@ def render(rows: list[dict[str, str]], markdown: bool = True) -> str:
     lines = ["  ".join(c.ljust(widths[c]) for c in columns), "  ".join("-" * widths[c] for c in columns)]
     lines += ["  ".join(r.get(c, "").ljust(widths[c]) for c in columns) for r in rows]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def read_truth(folder: Path, name: str) -> dict[str, dict[str, Any]]:
+    """A dataset's cached ground-truth records (``folder/name.json``), or none."""
+    path = folder / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_truth(folder: Path, name: str, records: dict[str, dict[str, Any]]) -> None:
+    """One record per line, keys sorted: small files with readable diffs; replaced atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"{json.dumps(k)}: {json.dumps(records[k], separators=(',', ':'))}" for k in sorted(records)]
+    temporary = folder / f"{name}.tmp"
+    temporary.write_text("{\n" + ",\n".join(lines) + "\n}\n")
+    os.replace(temporary, folder / f"{name}.json")

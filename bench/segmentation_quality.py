@@ -47,7 +47,6 @@ import functools
 import hashlib
 import json
 import math
-import os
 import time
 import zlib
 from collections.abc import Callable
@@ -68,7 +67,7 @@ import advisor
 from advisor import LossSpec, TaskDescription
 from advisor.rules import candidates_from, load_rules
 from advisor.rules.engine import context_for, evaluate
-from bench.scoring import regret, render
+from bench.scoring import read_truth, regret, render, write_truth
 
 SIDE = 32
 IMAGES = 160
@@ -435,24 +434,6 @@ def cache_key(name: str, entry: Entry, seed: int) -> str:
     return hashlib.sha1(payload.encode()).hexdigest()[:16]
 
 
-def _cache_path(name: str) -> Path:
-    return CACHE_DIR / f"{name}.json"
-
-
-def read_cache(name: str) -> dict[str, dict[str, Any]]:
-    path = _cache_path(name)
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def write_cache(name: str, records: dict[str, dict[str, Any]]) -> None:
-    """One record per line, keys sorted: small files with readable diffs; replaced atomically."""
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    lines = [f"{json.dumps(k)}: {json.dumps(records[k], separators=(',', ':'))}" for k in sorted(records)]
-    temporary = _cache_path(name).with_suffix(".tmp")
-    temporary.write_text("{\n" + ",\n".join(lines) + "\n}\n")
-    os.replace(temporary, _cache_path(name))
-
-
 @dataclass
 class Case:
     """One set with its pool and, once run, the advisor's answer."""
@@ -471,7 +452,7 @@ def fill_truth(cases: list[Case], jobs: int, log: Callable[[str], None]) -> None
     work = [
         (case.name, seed, entry)
         for case in cases
-        for cached in [read_cache(case.name)]
+        for cached in [read_truth(CACHE_DIR, case.name)]
         for entry in case.pool
         for seed in range(SEEDS)
         if cache_key(case.name, entry, seed) not in cached
@@ -479,9 +460,9 @@ def fill_truth(cases: list[Case], jobs: int, log: Callable[[str], None]) -> None
     log(f"ground truth: {len(work)} trainings, {jobs} process(es)")
 
     def store(name: str, seed: int, entry: Entry, record: dict[str, Any]) -> None:
-        records = read_cache(name)
+        records = read_truth(CACHE_DIR, name)
         records[cache_key(name, entry, seed)] = {"label": entry.labels[0], "seed": seed, **record}
-        write_cache(name, records)
+        write_truth(CACHE_DIR, name, records)
         log(
             f"  {name} seed {seed} {entry.labels[0]}: {np.mean(record['test']):.3f} ({record['cpu_s']:.0f} CPU s)"
         )
@@ -513,7 +494,7 @@ class Truth:
 
 
 def load_truth(case: Case) -> Truth:
-    records = read_cache(case.name)
+    records = read_truth(CACHE_DIR, case.name)
     found = [[records[cache_key(case.name, entry, seed)] for seed in range(SEEDS)] for entry in case.pool]
     values = np.array([[record["test"] for record in per_seed] for per_seed in found], dtype=float)
     return Truth(values, sum(record["cpu_s"] for per_seed in found for record in per_seed))
