@@ -277,7 +277,7 @@ def _audio_arrays(
 ) -> tuple[dict[str, Any], int]:
     import numpy as np
 
-    from advisor.profiling.audio import MAX_CLIPS, _checked_infos, open_audio
+    from advisor.profiling.audio import MAX_CLIPS, checked_infos, open_audio
 
     if not _is_paths(data):
         if sample_rate is None:
@@ -285,7 +285,7 @@ def _audio_arrays(
                                            "sample_rate=, in Hz"))  # fmt: skip
         return dict(zip(npz.KEYS["audio"], data, strict=True)), sample_rate
     pairs = open_audio(data, min(max_rows, MAX_CLIPS), np.random.default_rng(0), sample_rate)
-    infos = _checked_infos(pairs)  # the profiler's checks: one rate, each target its input's length
+    infos = checked_infos(pairs)  # the profiler's checks: one rate, each target its input's length
     _check_expanded(sum(2 * 4 * info.channels * info.frames for info in infos), "the clips", limit)
     shapes = {(info.channels, info.frames) for info in infos}
     if len(shapes) > 1:

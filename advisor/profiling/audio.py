@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from advisor.heads import AUDIO_TRIAL_SECONDS
-from advisor.profiling.common import DataReader, ProfiledData, ProfileRequest, _error, _listing
+from advisor.profiling.common import DataReader, ProfiledData, ProfileRequest, _error, _listing, files_by_stem
 from advisor.profiling.images import _is_path, _sample
 from advisor.profiling.reading import _sniff_separator
 from advisor.task import MAX_DBFS, MAX_SAMPLE_RATE, MAX_SNR_DB, MIN_DBFS, Head, TaskDescription
@@ -262,24 +262,7 @@ def _audio_files(folder: Path, field_name: str) -> dict[str, Path]:
         raise _error(
             field_name, f"no such folder: {str(folder)!r} (a pair of paths is two folders of WAV/FLAC files)"
         )
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    if not files:
-        raise _error(field_name, f"folder {str(folder)!r} holds no files")
-    other = [p.name for p in files if p.suffix.lower() not in AUDIO_SUFFIXES]
-    if other:
-        raise _error(
-            field_name, f"folder {str(folder)!r} holds files that are not {'/'.join(AUDIO_SUFFIXES)} audio: "
-            f"{_listing(other, 5)}",
-        )  # fmt: skip
-    by_stem: dict[str, Path] = {}
-    for path in files:
-        if path.stem in by_stem:
-            raise _error(
-                field_name, f"folder {str(folder)!r} holds {by_stem[path.stem].name!r} and {path.name!r}: names "
-                "must differ without the extension, which is how inputs and targets are matched",
-            )  # fmt: skip
-        by_stem[path.stem] = path
-    return by_stem
+    return files_by_stem(folder, AUDIO_SUFFIXES, field_name, kind="audio", partner="inputs and targets")
 
 
 def _folder_pairs(
@@ -380,7 +363,7 @@ def _file_pairs(
 # Checking, measuring and cropping the pairs
 
 
-def _checked_infos(pairs: AudioPairs) -> list[ClipInfo]:
+def checked_infos(pairs: AudioPairs) -> list[ClipInfo]:
     """The input clips' headers, once every pair has one rate, matching lengths and channels."""
     infos, by_rate = [], {}
     for i in pairs.indices:
@@ -520,7 +503,7 @@ def profile_audio(pairs: AudioPairs, *, head_name: str = HEAD_NAME) -> ProfiledD
         Mixed sample rates (naming files of each), a pair whose lengths or channels differ, an empty or
         unreadable file, non-finite samples, silence throughout.
     """
-    infos = _checked_infos(pairs)
+    infos = checked_infos(pairs)
     rate = infos[0].rate
     durations = np.array([info.frames for info in infos]) / rate
     median = float(np.median(durations))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -85,3 +86,29 @@ class DataReader:
     claims: Callable[[ProfileRequest], bool]
     read: Callable[[ProfileRequest], ProfiledData]
     task: Callable[[ProfileRequest], TaskDescription] | None = None
+
+
+def files_by_stem(folder: Path, suffixes: tuple[str, ...], field_name: str, *, kind: str, partner: str,
+                  why: str = "") -> dict[str, Path]:  # fmt: skip
+    """A folder's files by name without the extension (how pairs are matched across two folders); hidden
+    files are skipped, an empty folder, files of another kind (``kind``: "images", "audio") and two files of one
+    stem are refused, naming ``field_name``. ``partner`` names what the stems match ("images and masks");
+    ``why`` explains a refused suffix."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise _error(field_name, f"folder {str(folder)!r} holds no files")
+    other = [p.name for p in files if p.suffix.lower() not in suffixes]
+    if other:
+        raise _error(
+            field_name, f"folder {str(folder)!r} holds files that are not {'/'.join(suffixes)} {kind}{why}: "
+            f"{_listing(other, 5)}",
+        )  # fmt: skip
+    by_stem: dict[str, Path] = {}
+    for path in files:
+        if path.stem in by_stem:
+            raise _error(
+                field_name, f"folder {str(folder)!r} holds {by_stem[path.stem].name!r} and {path.name!r}: names "
+                f"must differ without the extension, which is how {partner} are matched",
+            )  # fmt: skip
+        by_stem[path.stem] = path
+    return by_stem

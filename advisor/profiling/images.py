@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from advisor.profiling.common import DataReader, ProfiledData, ProfileRequest, _error, _listing
+from advisor.profiling.common import DataReader, ProfiledData, ProfileRequest, _error, _listing, files_by_stem
 from advisor.profiling.reading import _sniff_separator
 from advisor.task import Head, TaskDescription
 
@@ -336,26 +336,9 @@ def _path_pairs(images: Path, masks: Path, max_images: int, rng: np.random.Gener
 
 
 def _folder_files(folder: Path, suffixes: tuple[str, ...], field_name: str) -> dict[str, Path]:
-    """Image files of a folder by name without the extension; hidden files are skipped, others refused."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    if not files:
-        raise _error(field_name, f"folder {str(folder)!r} holds no files")
-    other = [p.name for p in files if p.suffix.lower() not in suffixes]
-    if other:
-        why = " (JPEG compression changes class indices)" if field_name == "masks" else ""
-        raise _error(
-            field_name, f"folder {str(folder)!r} holds files that are not {'/'.join(suffixes)} images{why}: "
-            f"{_listing(other, 5)}",
-        )  # fmt: skip
-    by_stem: dict[str, Path] = {}
-    for path in files:
-        if path.stem in by_stem:
-            raise _error(
-                field_name, f"folder {str(folder)!r} holds {by_stem[path.stem].name!r} and {path.name!r}: names "
-                "must differ without the extension, which is how images and masks are matched",
-            )  # fmt: skip
-        by_stem[path.stem] = path
-    return by_stem
+    """Image files of a folder by name without the extension (:func:`files_by_stem`)."""
+    why = " (JPEG compression changes class indices)" if field_name == "masks" else ""
+    return files_by_stem(folder, suffixes, field_name, kind="images", partner="images and masks", why=why)
 
 
 def _image_stem(mask_stem: str, images: dict[str, Path]) -> str:
