@@ -4,12 +4,12 @@ The key (:func:`cache_key`) is a sha256 of what decides the answer: the data con
 object's bytes; a DataFrame's ``pandas.util.hash_pandas_object`` with its column names and dtypes; arrays'
 bytes, dtype and shape; the name and bytes of every file of segmentation data given by path: folders, NumPy
 files, a manifest and the images it lists, and of audio data likewise (folders, or a manifest and the clips it
-lists); a task description's canonical JSON), the target, task, sample rate, metric, traits and training
-arguments, the trial options (repeats, epochs, max_rows, race, trials, the resolved device, random_state), the
-rule files loaded (built-in and user folders: names and contents), the rule folders named, and the versions of
-the advisor and torch. Not in it: ``progress`` and ``cancel`` (they never change a stored answer), and
-``budget_s``: it is only a cap, and a result it bound is never stored (below), so every stored answer is the
-one any budget gets when it does not bind (a call over gRPC gets its deadline as its budget).
+lists); a task description's canonical JSON), the target, task, sample rate, label separator, metric, traits
+and training arguments, the trial options (repeats, epochs, max_rows, race, trials, the resolved device,
+random_state), the rule files loaded (built-in and user folders: names and contents), the rule folders named,
+and the versions of the advisor and torch. Not in it: ``progress`` and ``cancel`` (they never change a stored
+answer), and ``budget_s``: it is only a cap, and a result it bound is never stored (below), so every stored
+answer is the one any budget gets when it does not bind (a call over gRPC gets its deadline as its budget).
 
 :class:`ResultCache` keeps results as JSON (``model_dump_json``, never pickles) in one table:
 

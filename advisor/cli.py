@@ -330,6 +330,14 @@ TargetAudioOption = Annotated[
         help="Audio: the folder of target clips (WAV/FLAC, matched to the input clips in DATA by file name).",
     ),
 ]
+LabelSeparatorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--label-separator",
+        help="The separator of a target column of label sets, e.g. '|' for cat|dog: one multilabel head "
+        "(default: recognised and sniffed among | ; ,).",
+    ),
+]
 
 
 def _data_source(data: str, masks: Path | None, target_audio: Path | None = None) -> str | tuple[str, str]:
@@ -350,6 +358,7 @@ def profile_command(
         list[str] | None, typer.Option("--target", help="Target column (repeatable); inferred when obvious.")
     ] = None,
     task: Annotated[str | None, typer.Option("--task", help="Force the head type, e.g. ordinal.")] = None,
+    label_separator: LabelSeparatorOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the TaskDescription as JSON.")] = False,
 ) -> None:
     """Profile a CSV file (or images and masks, or audio clips and their targets) and print the task
@@ -357,7 +366,12 @@ def profile_command(
     from advisor.profiling import profile
 
     targets = target[0] if target and len(target) == 1 else target
-    description = profile(_data_source(str(data), masks, target_audio), target=targets, task=task)
+    description = profile(
+        _data_source(str(data), masks, target_audio),
+        target=targets,
+        task=task,
+        label_separator=label_separator,
+    )
     if as_json:
         typer.echo(description.model_dump_json(indent=2, exclude_none=True))
         return
@@ -431,6 +445,7 @@ def recommend_command(
     target_audio: TargetAudioOption = None,
     target: Annotated[list[str] | None, typer.Option("--target", help="Target column (repeatable).")] = None,
     task: Annotated[str | None, typer.Option("--task", help="Force the head type, e.g. ordinal.")] = None,
+    label_separator: LabelSeparatorOption = None,
     task_json: Annotated[
         str | None, typer.Option("--task-json", help="A task description (JSON file) instead of data.")
     ] = None,
@@ -547,9 +562,9 @@ def recommend_command(
     )  # fmt: skip
     stop = CancelFlag()
     targets = target[0] if target and len(target) == 1 else target
-    options = {"target": targets, "task": task, "metric": metric, "budget_s": budget, "repeats": repeats,
-               "epochs": epochs, "training": _training_option(training), "race": not no_race,
-               "trials": not no_trials, "device": device,
+    options = {"target": targets, "task": task, "label_separator": label_separator, "metric": metric,
+               "budget_s": budget, "repeats": repeats, "epochs": epochs, "training": _training_option(training),
+               "race": not no_race, "trials": not no_trials, "device": device,
                "cache": False if no_cache else True if cache is None else str(cache)}  # fmt: skip
     from advisor.display import print_recommendation, progress_bar
 
@@ -577,7 +592,7 @@ def recommend_command(
         from advisor.report import write_report
 
         try:
-            written = write_report(result, report)
+            written = write_report(result, report, data=source if data is not None else None)
         except OSError as exc:
             raise UsageError(FieldViolation("report", f"cannot write {report}: {exc.strerror}")) from None
         typer.echo(f"Report written to {written}", err=as_json)

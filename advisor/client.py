@@ -334,7 +334,8 @@ def _options(options: dict[str, Any]) -> pb.Options:
 
 def build_request(
     data_or_task: Any, *, target: str | list[str] | None = None, task: str | None = None,
-    sample_rate: int | None = None, dataset_limit_bytes: int | None = DATASET_LIMIT_BYTES, **options: Any,
+    sample_rate: int | None = None, label_separator: str | None = None,
+    dataset_limit_bytes: int | None = DATASET_LIMIT_BYTES, **options: Any,
 ) -> pb.RecommendRequest:  # fmt: skip
     """A RecommendRequest from a task description (dict, JSON, TaskDescription), a data file path (``str`` or
     ``pathlib.Path``: CSV, or Arrow IPC / Feather v2 by suffix ``.arrow``, ``.feather``, ``.ipc`` or by the
@@ -342,7 +343,8 @@ def build_request(
     reader as files), or segmentation and audio data (sent as ``Dataset.npz``): an ``.npz`` file (as it is),
     arrays ``(images, masks)`` or ``(inputs, targets)`` with ``sample_rate``, or what ``advisor.recommend``
     reads from files: folders ``(images, masks)`` or ``(inputs, targets)``, a pair of .npy files, a manifest
-    CSV (these are read here, sampled as in-process, and packed).
+    CSV (these are read here, sampled as in-process, and packed). ``label_separator`` travels as
+    ``Dataset.label_separator`` (the service checks it).
 
     Raises :class:`DataError` (a ``ValueError``) naming ``data`` for a missing file, a format the service does
     not read (Parquet, Excel, compressed files), images or clips that differ in size (arrays have one), or more
@@ -358,6 +360,9 @@ def build_request(
         if sample_rate is not None:  # as advisor.recommend refuses it
             raise DataError(FieldViolation("sample_rate", "goes with audio data; a description states "
                                            "sample_rate in its audio head"))  # fmt: skip
+        if label_separator is not None:  # likewise
+            raise DataError(FieldViolation("label_separator", "splits a label column of data; a description "
+                                           "states a multilabel head's labels itself"))  # fmt: skip
         request.task.CopyFrom(task_to_proto(parse_task(data_or_task)))
         return request
     from advisor.core import DEFAULT_MAX_ROWS
@@ -373,6 +378,8 @@ def build_request(
     setattr(dataset, kind, content)
     if sample_rate is not None:
         dataset.sample_rate = sample_rate
+    if label_separator is not None:
+        dataset.label_separator = label_separator
     request.dataset.CopyFrom(dataset)
     return request
 

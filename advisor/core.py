@@ -244,6 +244,7 @@ def _ranked(
             score=round(scores[i], 6),
             tie_group=groups[i],
             rule_id=found[i].rule_id,
+            also_proposed_by=found[i].also_proposed_by,
             title=found[i].title,
             rationale=found[i].rationale,
             references=found[i].references,
@@ -255,13 +256,16 @@ def _ranked(
 
 def _load(
     source: Any, target: Any, task_type: str | None, max_rows: int, random_state: int,
-    sample_rate: int | None = None,
+    sample_rate: int | None = None, label_separator: str | None = None,
 ) -> tuple[TaskDescription, dict[str, tuple[np.ndarray, np.ndarray]] | None]:  # fmt: skip
     """(task, real data per head or None for a description)."""
     if _is_description(source):
         if sample_rate is not None:
             raise OptionsError(FieldViolation("sample_rate", "goes with audio data; a description states "
                                               "sample_rate in its audio head"))  # fmt: skip
+        if label_separator is not None:
+            raise OptionsError(FieldViolation("label_separator", "splits a label column of data; a description "
+                                              "states a multilabel head's labels itself"))  # fmt: skip
         return parse_task(source), None
     from advisor.profiling import profile_data  # pandas and scikit-learn load only for data input
 
@@ -269,7 +273,7 @@ def _load(
         raise OptionsError(FieldViolation("data", f"no such file: {source}"))
     profiled = profile_data(
         source, target=target, task=task_type, max_rows=max(max_rows * 5, 50_000), random_state=random_state,
-        sample_rate=sample_rate,
+        sample_rate=sample_rate, label_separator=label_separator,
     )  # fmt: skip
     return profiled.task, {name: (profiled.features, y) for name, y in profiled.targets.items()}
 
@@ -280,6 +284,7 @@ def recommend(
     target: str | Sequence[str] | None = None,
     task: str | None = None,
     sample_rate: int | None = None,
+    label_separator: str | None = None,
     metric: str | Mapping[str, str] | None = None,
     traits: Mapping[str, Mapping[str, Any]] | None = None,
     training: Training | Mapping[str, Any] | None = None,
@@ -313,6 +318,10 @@ def recommend(
     sample_rate : int, optional
         Audio: the sample rate in Hz of ``(inputs, targets)`` arrays (it marks arrays as audio); files state
         their own.
+    label_separator : str, optional
+        Tables: the separator of a single text target of label sets (``"|"`` for ``"cat|dog"``), which then
+        becomes one multilabel head; by default such a target is recognised and its separator sniffed (see
+        :mod:`advisor.profiling`).
     metric : str or mapping, optional
         The metric to rank by (one for every head, or per head name); each head type has a default.
     traits : mapping, optional
@@ -322,7 +331,8 @@ def recommend(
     training : mapping, optional
         How you will train: ``epochs``, ``early_stopping_patience``, ``lr``, ``batch_size``. With a patience
         or an epoch budget the candidates are ranked under that protocol alone; without, under the worse of
-        early stopping (patience 10) and the best epoch of the whole budget.
+        early stopping (patience 10) and the best epoch of the whole budget (segmentation heads, whose nets
+        people train for a fixed budget, under the best epoch alone).
     repeats : int, optional
         Repeats per candidate, each a fresh stratified split with its own initialisation (default by rows:
         10 below 1,000, 6 below 5,000, else 4).
@@ -371,10 +381,10 @@ def recommend(
     AdvisorError
         A bad option, task description, spec or data file; each error names its field.
     """
-    arguments = {"target": target, "task": task, "sample_rate": sample_rate, "metric": metric, "traits": traits,
-                 "training": training, "repeats": repeats, "epochs": epochs, "budget_s": budget_s, "race": race,
-                 "max_rows": max_rows, "device": device, "trials": trials, "rule_dirs": rule_dirs,
-                 "random_state": random_state}  # fmt: skip
+    arguments = {"target": target, "task": task, "sample_rate": sample_rate, "label_separator": label_separator,
+                 "metric": metric, "traits": traits, "training": training, "repeats": repeats, "epochs": epochs,
+                 "budget_s": budget_s, "race": race, "max_rows": max_rows, "device": device, "trials": trials,
+                 "rule_dirs": rule_dirs, "random_state": random_state}  # fmt: skip
     # The executor is not part of the cache key: every executor computes the same result.
     run_on = executor_for(executor, ray_address)
     compute = functools.partial(
@@ -392,6 +402,7 @@ def recommend(
 
 def _recommend(
     data_or_task: Any, *, target: str | Sequence[str] | None, task: str | None, sample_rate: int | None,
+    label_separator: str | None,
     metric: str | Mapping[str, str] | None, traits: Mapping[str, Mapping[str, Any]] | None,
     training: Training | Mapping[str, Any] | None, repeats: int | None, epochs: int, budget_s: float, race: bool,
     max_rows: int, device: str, trials: bool, rule_dirs: Sequence[str | Path] | None,
@@ -402,7 +413,9 @@ def _recommend(
     started = time.perf_counter()
     resolved_device = check_options(budget_s, repeats, epochs, max_rows, device)
     stated = check_training(training)
-    description, real = _load(data_or_task, target, task, max_rows, random_state, sample_rate)
+    description, real = _load(
+        data_or_task, target, task, max_rows, random_state, sample_rate, label_separator
+    )
     description = _with_metric(_with_traits(description, traits), metric)
     if trials:
         check_trial_heads(description)
@@ -424,9 +437,14 @@ def _recommend(
         race=race,
     )
     mark = time.perf_counter()
+    # Each head is read under the protocols people train its type with (a stated protocol for every head).
+    head_options = {
+        head.name: replace(options, protocols=protocols_for(stated, early_stopping=head.kind.early_stopping))
+        for head in description.heads
+    }
     jobs = [
         HeadJob(head.name, [c for c in found if c.head == head.name],
-                _trial_data(head, description, real, max_rows, random_state), options)
+                _trial_data(head, description, real, max_rows, random_state), head_options[head.name])
         for head in description.heads
         if trials and any(c.head == head.name for c in found)
     ]  # fmt: skip
@@ -440,7 +458,8 @@ def _recommend(
     )  # fmt: skip
     timings["trials"] = time.perf_counter() - mark
     heads = [
-        _head_result(head, found, measured_by_head.get(head.name), options) for head in description.heads
+        _head_result(head, found, measured_by_head.get(head.name), head_options[head.name])
+        for head in description.heads
     ]
     cancelled = any(h.stopped_by == "cancelled" for h in heads)
     notes = list(description.notes)

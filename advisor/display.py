@@ -56,13 +56,15 @@ def _value(candidate: RankedCandidate, digits: int) -> str:
     return text
 
 
-def _note(candidate: RankedCandidate) -> str:
+def _note(candidate: RankedCandidate, digits: int) -> str:
     e = candidate.evidence
     if e is None:
         return ""
     notes = [f"{e.diverged_repeats} repeats diverged"] if e.diverged_repeats else []
     if e.dropped_after:
         notes.append(f"raced out after {e.dropped_after} repeats")
+    if (by_class := e.per_class_mean) is not None:
+        notes.append(f"per class: {', '.join(f'{v:.{digits}f}' for v in by_class)}")
     return "; ".join(notes)
 
 
@@ -88,7 +90,7 @@ def ranking_lines(head: HeadResult, width: int = 80) -> list[tuple[str, str]]:
         lines.append((first.rstrip(), "bold" if c.tie_group == 1 and c.evidence is not None else ""))
         lines += [(indent + more, "") for more in names[1:]]
         reason = _reason(c, width - len(indent))
-        note = _note(c)
+        note = textwrap.shorten(_note(c, digits), width=width - len(indent), placeholder=" ...")
         lines.append((indent + reason, "dim"))
         if note:
             lines.append((indent + note, "dim"))

@@ -19,8 +19,10 @@ MAX_NAMED = 5  # tied candidates named in the verdict; the rest are counted
 
 
 def is_default(candidate: RankedCandidate) -> bool:
-    """The head type's default loss: the baseline rule's plain loss (no recipe)."""
-    return "baseline" in candidate.rule_id and candidate.post_hoc is None
+    """The head type's default loss: the baseline rule's plain loss (no recipe), also when a rule with a higher
+    prior proposed the same loss (segmentation-dice-ce-nnunet repeats the baseline's Dice + CE)."""
+    rules = (candidate.rule_id, *candidate.also_proposed_by)
+    return any("baseline" in rule for rule in rules) and candidate.post_hoc is None
 
 
 def decimals(spreads: Sequence[float | None], means: Sequence[float | None]) -> int:
@@ -149,6 +151,8 @@ def explanation(
         f"over {e.repeats} repeats (95% CI {show(e.ci_low)} to {show(e.ci_high)}), each a fresh split and "
         f"initialisation, so the spread covers split noise. Each repeat counts {aggregate} ({protocols})."
     ]
+    if (by_class := e.per_class_mean) is not None:
+        parts.append(f"Per class (mean over repeats): {', '.join(show(v) for v in by_class)}.")
     if ties:
         parts.append(
             f"Tied with it at these repeats ({len(ties)}): {', '.join(c.name for c in ties)}; inside the tie the "

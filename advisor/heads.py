@@ -72,6 +72,11 @@ class HeadKind:
     # What one input is: a feature row, an image (C, H, W) or a waveform (C, T). Image and waveform heads are
     # dense: a row costs far more, so they train in small batches, and joint multi-task trials take tables only.
     layout: DataLayout = "table"
+    # Whether people commonly stop this head type's training early on a validation metric: the default
+    # protocols then rank under early stopping as well as the best epoch of the budget. Segmentation nets
+    # train a fixed budget and keep the best checkpoint (nnU-Net 1,000 epochs; MONAI's tutorials), and a
+    # loss that starts slowly (Dice + CE on small objects, flat for 10 epochs) is not wrongly ranked last.
+    early_stopping: bool = True
     trials: str  # an advisor.trials.kinds.KindTrials: adapter, synthetic data, trial net, trial rows
     reader: str | None = None  # an advisor.profiling.common.DataReader; None: the head type is only described
 
@@ -121,7 +126,8 @@ def resolve(reference: str) -> Any:
 
 
 _TABLE = "advisor.profiling.tabular:READER"
-# Per-foreground-class statistics of a segmentation head (one value per class, background left out).
+# Per-foreground-class statistics of a segmentation head: one value per class, background left out (one per
+# channel when the head's classes overlap: multi-label masks have no background class).
 SEGMENTATION_STATISTICS = ("foreground_shares", "absent_shares", "median_object_shares", "boundary_shares")
 _CLASS_FIELDS = ("class_histogram", "class_labels", "label_noise")
 _TARGET_FIELDS = ("target", "intervals_needed", "tweedie_power")
@@ -168,7 +174,14 @@ for _kind in (
     HeadKind(
         name="multilabel",
         metrics=("map", "macro_f1", "roc_auc", "log_loss"),
-        fields=("positive_rates", "label_noise", "calibration_needed"),
+        fields=(
+            "positive_rates",
+            "class_labels",
+            "label_cardinality",
+            "no_label_share",
+            "label_noise",
+            "calibration_needed",
+        ),
         needs_classes=True,
         trials="advisor.trials.tabular:MULTILABEL",
         reader=_TABLE,
@@ -195,10 +208,11 @@ for _kind in (
     HeadKind(
         name="segmentation",
         metrics=("dice", "iou"),
-        fields=(*SEGMENTATION_STATISTICS, "label_noise", "outputs_log_probs"),
+        fields=(*SEGMENTATION_STATISTICS, "overlapping_classes", "label_noise", "outputs_log_probs"),
         needs_classes=True,
         integer_targets=True,
         layout="image",
+        early_stopping=False,
         trials="advisor.trials.segmentation:SEGMENTATION",
         reader="advisor.profiling.images:READER",
     ),

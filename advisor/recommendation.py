@@ -160,6 +160,19 @@ class Evidence(_Model):
         description="multi_task candidates measured by joint trials (metric 'combined_score'): each head's "
         "metric; null otherwise.",
     )
+    per_class: list[list[float] | None] | None = Field(
+        None,
+        description="Per repeat, the score-row metric of each class, whose mean is that repeat's ranking value "
+        "(the same protocol, epoch and rows): Dice or IoU of the foreground classes 1..C-1, or of every channel "
+        "when the classes overlap; null for a repeat without a value, and null for metrics without a per-class "
+        "form (all but dice and iou).",
+    )
+
+    @property
+    def per_class_mean(self) -> list[float] | None:
+        """Each class's mean over the repeats that have per-class values (None without any)."""
+        rows = [values for values in self.per_class or [] if values is not None]
+        return [sum(column) / len(rows) for column in zip(*rows, strict=True)] if rows else None
 
 
 class RankedCandidate(_Model):
@@ -177,6 +190,9 @@ class RankedCandidate(_Model):
     score: float = Field(description="Mean metric rescaled over the candidates: 1 best, 0 worst.")
     tie_group: int = Field(description="1: not distinguishable from the best at the repeats run.")
     rule_id: str
+    also_proposed_by: list[str] = Field(
+        default_factory=list, description="Other rules that proposed the same loss (and recipe)."
+    )
     title: str
     rationale: str
     references: list[str]

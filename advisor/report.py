@@ -3,7 +3,9 @@
 ``write_report(recommendation, "report.html")`` writes a single file that opens anywhere, offline: the inferred
 task, per head the ranking table, a chart of each candidate's metric across repeats, the validation curves of the
 trial fits, the rules' rationales with their references, the ``multi_task`` specs, and the winner's spec with a
-copy-ready snippet. Charts are matplotlib (Agg) PNGs embedded as base64; styles and the copy button are inline.
+copy-ready snippet; given the segmentation or audio data the recommendation was profiled from, also a few samples
+of it beside the ranking (images with their masks, or spectrograms of input and target clips). Charts are
+matplotlib (Agg) PNGs embedded as base64; styles and the copy button are inline.
 Every piece of text is HTML-escaped, so rule rationales, column names or head names cannot inject markup.
 """
 
@@ -19,10 +21,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from advisor._text import shorten
 from advisor.explain import head_decimals
 from advisor.heads import chance_level
 from advisor.recommendation import HeadResult, RankedCandidate, Recommendation, key_params
+from advisor.task import Head
 
 __all__ = ["render_report", "snippet", "write_report"]
 
@@ -44,6 +49,8 @@ cursor:pointer;border:1px solid #9aa5b1;border-radius:4px;background:#fff}
 img.chart{max-width:100%;height:auto;display:block;margin:8px 0}
 dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:6px 0}dl.kv dt{font-weight:600}dl.kv dd{margin:0}
 ul{margin:4px 0 4px 20px;padding:0}details{margin:6px 0}summary{cursor:pointer;color:#2457a6}
+.samples{display:flex;flex-wrap:wrap;gap:4px 22px}.samples figure{margin:6px 0}.samples figcaption{font-size:13px;color:#5f6b7a}
+.swatch{display:inline-block;width:12px;height:12px;border:1px solid #0004;border-radius:2px;vertical-align:-1px;margin:0 4px 0 10px}
 .rule{margin:10px 0 14px}.rule .id{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px;color:#5f6b7a}
 """
 
@@ -66,6 +73,7 @@ document.querySelectorAll("button[data-copy]").forEach(function (button) {
 """
 
 _DPI = 160
+_STYLE = {"font.size": 9, "text.parse_math": False, "axes.spines.top": False, "axes.spines.right": False}
 _STAT_SKIP = {"name", "type", "metric", "class_labels", "class_histogram"}
 
 
@@ -192,8 +200,6 @@ def _chance(rec: Recommendation, head: HeadResult) -> float | None:
 
 def _band(curves: list[list[float]]) -> tuple[list[float], list[float], list[float]]:
     """Per epoch: the median and the 25th and 75th percentiles over the repeats that reached it."""
-    import numpy as np
-
     longest = max(len(curve) for curve in curves)
     median, low, high = [], [], []
     for epoch in range(longest):
@@ -216,9 +222,8 @@ def _charts(head: HeadResult, chance: float | None) -> tuple[str, str] | None:
 
     specs = list(dict.fromkeys(_spec_key(c) for c in rows))
     palette = dict(zip(specs, _colors(len(specs)), strict=True))
-    style = {"font.size": 9, "text.parse_math": False, "axes.spines.top": False, "axes.spines.right": False}
     direction = "higher is better" if head.higher_is_better else "lower is better"
-    with matplotlib.rc_context(style):
+    with matplotlib.rc_context(_STYLE):
         # Metric per candidate: every repeat as a dot, the mean as a diamond with +/- one standard deviation.
         fig = Figure(figsize=(8.6, 0.42 * len(rows) + 1.1))
         ax = fig.add_subplot()
@@ -277,6 +282,188 @@ def _charts(head: HeadResult, chance: float | None) -> tuple[str, str] | None:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
         curves_img = _png(fig, f"tune-row {head.metric} per epoch of each candidate")
     return metric_img, curves_img
+
+
+def _needs_report_extra(what: str) -> str:
+    """The note that stands in for figures when matplotlib (the report extra) is missing."""
+    return f"<p class=\"note\">{_t(what)} need the report extra: <code>pip install 'loss-advisor[report]'</code>.</p>"
+
+
+# ---------------------------------------------------------------------------------------------- your data
+
+# Samples shown of segmentation or audio data: enough to see what the masks or clips are like, few enough that
+# only their files are read and the report stays small.
+_SHOWN_IMAGES = 4
+_SHOWN_CLIPS = 3
+_SAMPLE_SEED = 0
+_MASK_ALPHA = 0.55
+# Each image panel is drawn about 460 pixels wide: a stride to at most this side bounds the memory of the
+# overlay (4 floats a pixel) for very large images without a visible loss.
+_SHOWN_SIDE = 512
+# Spectrograms: a Hann window of about 32 ms (a power of two of samples), hop a quarter of it, and a colour
+# scale of this many dB below the clip's loudest bin.
+_WINDOW_SECONDS = 0.032
+_SPECTROGRAM_DB = 90.0
+
+
+def _display_image(image: np.ndarray) -> np.ndarray:
+    """An image (C, H, W) as (H, W, 3) RGB in [0, 1]: its first three channels, or its first as grey; values
+    outside [0, 1] (the raw numbers of arrays) are stretched to it."""
+    channels = image[:3] if len(image) >= 3 else np.repeat(image[:1], 3, axis=0)
+    shown = np.nan_to_num(channels.astype(np.float64))
+    low, high = shown.min(), shown.max()
+    if low < 0 or high > 1:
+        shown = (shown - low) / (high - low) if high > low else np.zeros_like(shown)
+    return np.moveaxis(shown, 0, -1)
+
+
+def _class_names(head: Head, classes: int, word: str) -> list[str]:
+    """The head's class labels when it has one per class, else ``word`` and the index ("class 0", ...)."""
+    labels = head.class_labels if head.class_labels and len(head.class_labels) == classes else None
+    return [labels[c] if labels else f"{word} {c}" for c in range(classes)]
+
+
+def _image_samples(data: Any, head: Head) -> str:
+    """A few image/mask pairs: each image beside itself with the mask overlaid, and the legend of the classes."""
+    from advisor.profiling.images import _BINARY_255, _checked_mask, open_pairs
+
+    pairs = open_pairs(data, _SHOWN_IMAGES, np.random.default_rng(_SAMPLE_SEED))
+    try:
+        import matplotlib
+        from matplotlib.colors import to_hex
+        from matplotlib.figure import Figure
+    except ImportError:
+        return _needs_report_extra("Samples of your data")
+    overlapping = pairs.overlapping  # multi-label (K, H, W) channel masks, checked when the source was opened
+    loaded, classes = [], head.num_classes or 2
+    for i in pairs.indices:
+        image, raw = pairs.load(int(i))
+        name = pairs.name(int(i))
+        if overlapping:
+            mask = np.asarray(raw, bool)
+        else:
+            # 0/255 masks are binary: the profiler reads 255 as class 1 (and refuses it beside other classes)
+            mask = _checked_mask(raw, image, name)
+            mask = np.where(mask == _BINARY_255, 1, mask)
+        classes = max(classes, len(mask) if overlapping else int(mask.max()) + 1)
+        step = -(-max(image.shape[-2:]) // _SHOWN_SIDE)
+        loaded.append((name, image.shape, image[:, ::step, ::step], mask[..., ::step, ::step]))
+    first = 0 if overlapping else 1  # the background (class 0 of exclusive classes) is not coloured
+    colours = _colors(classes - first)
+    figures = []
+    with matplotlib.rc_context(_STYLE):
+        for name, shape, shown_image, shown_mask in loaded:
+            planes = shown_mask if overlapping else shown_mask == np.arange(1, classes)[:, None, None]
+            fig = Figure(figsize=(5.0, 2.6))  # two a row in the page
+            picture = _display_image(shown_image)
+            for column, title in enumerate(("image", "mask overlaid")):
+                ax = fig.add_subplot(1, 2, column + 1)
+                ax.imshow(picture, interpolation="nearest")
+                if column:  # a data set may hold fewer channels than the head has classes: not strict
+                    for plane, colour in zip(planes, colours, strict=False):
+                        layer = np.zeros((*plane.shape, 4))
+                        layer[plane] = (*colour[:3], _MASK_ALPHA)
+                        ax.imshow(layer, interpolation="nearest")
+                ax.set_title(title)
+                ax.set_axis_off()
+            channels, height, width = shape
+            shown = {1: "", 2: ", the first shown", 3: ""}.get(channels, ", the first three shown as RGB")
+            caption = f"{name}: {height}x{width} pixels (height x width), {channels} channel(s){shown}"
+            figures.append(
+                f"<figure>{_png(fig, f'{name} and its mask')}<figcaption>{_t(caption)}</figcaption></figure>"
+            )
+    names = _class_names(head, classes, "channel" if overlapping else "class")
+    legend = "".join(
+        f'<span class="swatch" style="background:{to_hex(colour)}"></span>{_t(label)}'
+        for label, colour in zip(names[first:], colours, strict=True)
+    )
+    title = (
+        "Channels (multi-label: a pixel may be in several, their colours blended):"
+        if overlapping
+        else f"Classes ({_t(names[0])}, the background, is not coloured):"
+    )
+    return (
+        f"<p>{len(loaded)} of the {pairs.total:,} image/mask pairs of {_t(pairs.origin)}, a seeded sample (the "
+        f"same in every report).</p>"
+        f'<p class="small">{title}{legend}</p>'
+        f'<div class="samples">{"".join(figures)}</div>'
+    )
+
+
+def _log_spectrogram(clip: np.ndarray, rate: int) -> np.ndarray:
+    """The log-magnitude (dB) spectrogram (frequency, time) of a clip (C, T), its channels mixed to mono."""
+    from scipy import signal
+
+    mono = clip.astype(np.float64).mean(0)
+    window = min(len(mono), 2 ** round(math.log2(_WINDOW_SECONDS * rate)))
+    *_, magnitude = signal.spectrogram(
+        mono, fs=rate, window="hann", nperseg=window, noverlap=window - window // 4, mode="magnitude",
+        scaling="spectrum",
+    )  # fmt: skip
+    return 20 * np.log10(np.maximum(magnitude, 1e-12))
+
+
+def _audio_samples(data: Any, sample_rate: int | None) -> str:
+    """A few input/target pairs: the log-magnitude spectrograms of each, side by side on one colour scale."""
+    from advisor.profiling.audio import PROFILE_SECONDS, checked_infos, open_audio
+
+    pairs = open_audio(data, _SHOWN_CLIPS, np.random.default_rng(_SAMPLE_SEED), sample_rate)
+    infos = checked_infos(pairs)
+    try:
+        import matplotlib
+        from matplotlib.figure import Figure
+    except ImportError:
+        return _needs_report_extra("Samples of your data")
+    rate = infos[0].rate
+    longest = round(PROFILE_SECONDS * rate)
+    figures = []
+    with matplotlib.rc_context(_STYLE):
+        for i, info in zip(pairs.indices, infos, strict=True):
+            frames = min(info.frames, longest)
+            start = (info.frames - frames) // 2
+            spectra = [_log_spectrogram(clip, rate) for clip in pairs.load(int(i), start, frames)]
+            top = max(float(spectrum.max()) for spectrum in spectra)
+            fig = Figure(figsize=(8.6, 2.6))
+            axes = fig.subplots(1, 2, sharey=True)
+            for ax, spectrum, title in zip(axes, spectra, ("input", "target"), strict=True):
+                image = ax.imshow(
+                    spectrum, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
+                    extent=(start / rate, (start + frames) / rate, 0.0, rate / 2), vmin=top - _SPECTROGRAM_DB,
+                    vmax=top,
+                )  # fmt: skip
+                ax.set_title(title)
+                ax.set_xlabel("time (s)")
+            axes[0].set_ylabel("frequency (Hz)")
+            fig.colorbar(image, ax=axes, label="magnitude (dB)", pad=0.02)
+            name = pairs.name(int(i))
+            caption = f"{name}: {info.frames / rate:.3g} s at {rate:,} Hz"
+            if frames < info.frames:
+                caption += f", the centred {PROFILE_SECONDS:g} s shown"
+            if info.channels > 1:
+                caption += f", {info.channels} channels mixed to mono"
+            figures.append(
+                f"<figure>{_png(fig, f'spectrograms of {name} and its target')}<figcaption>{_t(caption)}"
+                "</figcaption></figure>"
+            )
+    return (
+        f"<p>{len(figures)} of the {pairs.total:,} input/target pairs of {_t(pairs.origin)}, a seeded sample (the "
+        f"same in every report): log-magnitude spectrograms at {rate:,} Hz, input and target on one colour scale "
+        f"per pair (the top {_SPECTROGRAM_DB:g} dB).</p>"
+        f'<div class="samples">{"".join(figures)}</div>'
+    )
+
+
+def _data_section(rec: Recommendation, data: Any, sample_rate: int | None) -> str:
+    """The "Your data" section: a few samples of the segmentation or audio data the recommendation was profiled
+    from; empty for a table, a description or no data. The recommendation's head type is the kind of data the
+    profiler read."""
+    if data is None or rec.task.source != "data":
+        return ""
+    head = next((h for h in rec.task.heads if h.type in ("segmentation", "audio")), None)
+    if head is None:
+        return ""
+    samples = _image_samples(data, head) if head.type == "segmentation" else _audio_samples(data, sample_rate)
+    return "<h2>Your data</h2>" + samples
 
 
 # ---------------------------------------------------------------------------------------------- sections
@@ -456,9 +643,7 @@ def _head_section(head: HeadResult, index: int, charts: bool, trials: bool, chan
             images = _charts(head, chance)
         except ImportError:
             images = None
-            parts.append(
-                "<p class=\"note\">Charts need the report extra: <code>pip install 'loss-advisor[report]'</code>.</p>"
-            )
+            parts.append(_needs_report_extra("Charts"))
         if images is not None:
             metric_img, curves_img = images
             parts.append(f"<h3>{_t(head.metric)} of each candidate across repeats</h3>{metric_img}")
@@ -564,8 +749,38 @@ def _footer(rec: Recommendation) -> str:
     )
 
 
-def render_report(recommendation: Recommendation, *, charts: bool = True) -> str:
-    """The report as one HTML document (text). ``charts=False`` leaves the matplotlib charts out."""
+def render_report(
+    recommendation: Recommendation, *, charts: bool = True, data: Any = None, sample_rate: int | None = None
+) -> str:
+    """The report as one HTML document (text).
+
+    Parameters
+    ----------
+    recommendation : Recommendation
+        What :func:`advisor.recommend` returned (with or without trial evidence).
+    charts : bool
+        False leaves out every matplotlib figure: the charts and the samples of ``data`` (which is then not
+        read).
+    data : any, optional
+        The data given to :func:`advisor.recommend`. When the recommendation was profiled from segmentation or
+        audio data, the report shows a few samples of it (a seeded sample, the same every time; only their files
+        are read) in a "Your data" section: 4 images beside their masks overlaid in one colour per class, with
+        the class legend, or the log-magnitude spectrograms of 3 input clips and their targets. Tables,
+        descriptions and None add nothing. Without matplotlib the section says what to install.
+    sample_rate : int, optional
+        The ``sample_rate`` given to :func:`advisor.recommend` (audio arrays need it).
+
+    Returns
+    -------
+    str
+        The HTML document.
+
+    Raises
+    ------
+    ProfileError
+        ``data`` that does not read as the recommendation's kind of data (the profiler's error, naming the
+        field).
+    """
     rec = recommendation
     from advisor import __version__
 
@@ -587,6 +802,7 @@ def render_report(recommendation: Recommendation, *, charts: bool = True) -> str
         banner,
         _winner_section(rec),
         _task_section(rec),
+        _data_section(rec, data, sample_rate) if charts else "",
         *(_head_section(h, i, charts, rec.settings.trials, _chance(rec, h)) for i, h in enumerate(rec.heads)),
         _multi_task_section(rec),
         _footer(rec),
@@ -599,7 +815,9 @@ def render_report(recommendation: Recommendation, *, charts: bool = True) -> str
     )
 
 
-def write_report(recommendation: Recommendation, path: str | Path) -> Path:
+def write_report(
+    recommendation: Recommendation, path: str | Path, *, data: Any = None, sample_rate: int | None = None
+) -> Path:
     """Write the recommendation as one self-contained HTML file and return its path.
 
     Parameters
@@ -608,18 +826,29 @@ def write_report(recommendation: Recommendation, path: str | Path) -> Path:
         What :func:`advisor.recommend` returned (with or without trial evidence).
     path : str or Path
         Where to write; missing parent folders are created.
+    data : any, optional
+        The data given to :func:`advisor.recommend`: segmentation or audio data adds a few samples of it
+        (images with their masks, or spectrograms of clips) beside the ranking (see :func:`render_report`).
+    sample_rate : int, optional
+        The ``sample_rate`` given to :func:`advisor.recommend` (audio arrays need it).
 
     Returns
     -------
     Path
         The written file.
 
+    Raises
+    ------
+    ProfileError
+        ``data`` that does not read as the recommendation's kind of data (naming the field).
+
     Example
     -------
     >>> result = advisor.recommend("client_examples/data/churn.csv", target="churned")  # doctest: +SKIP
     >>> write_report(result, "report.html")  # doctest: +SKIP
     """
+    page = render_report(recommendation, data=data, sample_rate=sample_rate)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_report(recommendation), encoding="utf-8")
+    target.write_text(page, encoding="utf-8")
     return target

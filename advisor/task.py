@@ -46,6 +46,9 @@ MAX_SNR_DB = 200.0
 MIN_DBFS, MAX_DBFS = -200.0, 200.0
 MAX_COUNT = 2**53  # counts stay exact as floats
 MAX_NOTES = 1_000
+# How far a stated label cardinality may stray from the sum of the stated positive rates, per label: rates
+# rounded to two decimals.
+RATE_ROUNDING = 0.005
 
 Share = Annotated[float, Field(ge=0, le=1)]
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
@@ -158,6 +161,14 @@ class Head(_Model):
     positive_rates: list[Share] | None = Field(
         None, min_length=1, max_length=MAX_CLASSES, description="Share of positives per label."
     )
+    label_cardinality: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_CLASSES,
+        description="Mean number of labels per row (multilabel), at most num_classes: the sum of the positive "
+        "rates.",
+    )
+    no_label_share: Share | None = Field(None, description="Share of rows without any label (multilabel).")
     target: TargetSummary | None = Field(None, description="Summary of a numeric target.")
     foreground_shares: list[Share] | None = Field(
         None,
@@ -184,6 +195,13 @@ class Head(_Model):
         max_length=MAX_CLASSES,
         description="Share of each foreground class's pixels on its boundary (next to a pixel of another "
         "class): 1 for lines one or two pixels wide, small for large compact objects.",
+    )
+    overlapping_classes: bool = Field(
+        False,
+        description="Segmentation classes may overlap (multi-label masks, (N, K, H, W) 0/1 channels of which a "
+        "pixel may be on in several): num_classes is the number of channels K, every channel is a foreground "
+        "class (no background), each statistic has one value per channel, and every loss is a per-channel "
+        "sigmoid on K output channels.",
     )
     sample_rate: int | None = Field(None, gt=0, le=MAX_SAMPLE_RATE, description="Audio sample rate in Hz.")
     median_duration_s: float | None = Field(
@@ -288,13 +306,14 @@ class Head(_Model):
 
     @model_validator(mode="after")
     def _consistent_sizes_and_defaults(self) -> Head:
+        background = 0 if self.overlapping_classes else 1  # overlapping classes have no background class
         sizes = {
             "class_histogram": len(self.class_histogram or []) or None,
             "class_labels": len(self.class_labels or []) or None,
             "positive_rates": len(self.positive_rates or []) or None,
             # One value per foreground class: the background is left out.
             **{
-                name: len(values) + 1 if (values := getattr(self, name)) else None
+                name: len(values) + background if (values := getattr(self, name)) else None
                 for name in SEGMENTATION_STATISTICS
             },
         }
@@ -312,6 +331,11 @@ class Head(_Model):
             raise ValueError(
                 f"a {self.type} head needs num_classes or a histogram/rates/shares to derive it from"
             )
+        if self.overlapping_classes and num_classes is not None and num_classes < 2:
+            raise ValueError(
+                f"overlapping_classes needs at least 2 classes (channels), got {num_classes}; allowed: 2 or more "
+                "channels, or overlapping_classes false (one 0/1 channel is a binary mask, classes 0 and 1)"
+            )
         if self.class_histogram is not None and sum(self.class_histogram) == 0:
             raise ValueError("class_histogram counts are all 0")
         object.__setattr__(self, "num_classes", num_classes)
@@ -319,6 +343,33 @@ class Head(_Model):
             imbalanced = (self.imbalance_ratio or 1.0) >= IMBALANCE_THRESHOLD
             default = kind.imbalanced_metric if imbalanced else None
             object.__setattr__(self, "metric", default or kind.metrics[0])
+        return self
+
+    @model_validator(mode="after")
+    def _label_counts_agree(self) -> Head:
+        """Label cardinality, rows without a label and positive rates describe the same rows: a row has from 1
+        to num_classes labels unless it has none, and the mean labels per row is the sum of the rates."""
+        cardinality, empty, rates = self.label_cardinality, self.no_label_share, self.positive_rates
+        labels = self.num_classes
+        slack = RATE_ROUNDING * (labels or 1)
+        if cardinality is not None and labels is not None and cardinality > labels:
+            raise ValueError(f"label_cardinality {cardinality:g} exceeds num_classes {labels}: a row has at "
+                             "most one of each label")  # fmt: skip
+        if cardinality is not None and rates and abs(cardinality - sum(rates)) > slack:
+            raise ValueError(
+                f"label_cardinality {cardinality:g} disagrees with the sum {sum(rates):g} of positive_rates: the "
+                "mean labels per row is that sum"
+            )
+        if empty is not None and cardinality is not None and cardinality < 1 - empty - slack:
+            raise ValueError(
+                f"label_cardinality {cardinality:g} is below 1 - no_label_share = {1 - empty:g}: every row with "
+                "a label has at least one"
+            )
+        if empty is not None and rates and empty > 1 - max(rates) + RATE_ROUNDING:
+            raise ValueError(
+                f"no_label_share {empty:g} exceeds 1 - max(positive_rates) = {1 - max(rates):g}: the rows of the "
+                "most frequent label have a label"
+            )
         return self
 
     @property

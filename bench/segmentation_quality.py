@@ -504,14 +504,14 @@ def load_truth(case: Case) -> Truth:
 # The advisor, through its public API
 
 
-def run_advisor(case: Case, log: Callable[[str], None]) -> None:
-    """``advisor.recommend`` on the whole set at the stated budget; its top pick joins the pool when it is
+def run_advisor(case: Case, budget: dict[str, int], log: Callable[[str], None]) -> None:
+    """``advisor.recommend`` on the whole set at ``budget`` (epochs, repeats); its top pick joins the pool when it is
     none of the entries."""
     images, masks = generate(case.name)
     wall, cpu = time.perf_counter(), time.process_time()
     try:
         result = advisor.recommend(
-            (images, masks), metric=BY_NAME[case.name].metric, cache=False, **ADVISOR
+            (images, masks), metric=BY_NAME[case.name].metric, cache=False, **budget
         )  # measured, never a cached answer
     except Exception as error:  # the bench reports any failure of the advisor as a miss
         case.advisor_error = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
@@ -634,7 +634,7 @@ LEGEND = (
 )
 
 
-def report(cases: list[Case], markdown: bool) -> str:
+def report(cases: list[Case], markdown: bool, budget: dict[str, int]) -> str:
     heading = (lambda text: f"\n#### {text}\n") if markdown else (lambda text: f"\n{text}\n{'=' * len(text)}")
     scores = [score_case(case) for case in cases]
     advisor_cpu = sum(c.advisor_cpu_s for c in cases if math.isfinite(c.advisor_cpu_s))
@@ -644,7 +644,7 @@ def report(cases: list[Case], markdown: bool) -> str:
     parts += [
         "",
         f"Advisor {advisor_cpu:.0f} CPU s in all, {advisor_cpu / truth_cpu:.1%} of the ground truth's {truth_cpu:.0f}"
-        f" CPU s; budget {json.dumps(ADVISOR)}, protocol {json.dumps(PROTOCOL)}.",
+        f" CPU s; budget {json.dumps(budget)}, protocol {json.dumps(PROTOCOL)}.",
         "",
         LEGEND,
     ]
@@ -657,7 +657,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="processes for the ground truth")
     parser.add_argument("--truth-only", action="store_true", help="fill the cache; do not run the advisor")
     parser.add_argument("--out", type=Path, help="also write the report as Markdown to this file")
+    parser.add_argument("--epochs", type=int, default=ADVISOR["epochs"], help="the advisor's epoch budget")
+    parser.add_argument("--repeats", type=int, default=ADVISOR["repeats"], help="the advisor's repeats")
     args = parser.parse_args(argv)
+    budget = {"epochs": args.epochs, "repeats": args.repeats}
     names = args.only.split(",") if args.only else list(BY_NAME)
     unknown = sorted(set(names) - set(BY_NAME))
     if unknown:
@@ -672,15 +675,15 @@ def main(argv: list[str] | None = None) -> int:
         cases.append(Case(name, build_pool(profile_task(name))))
         log(f"{number}/{len(names)} {name}: {len(cases[-1].pool)} pool entries")
         if not args.truth_only:
-            run_advisor(cases[-1], log)
+            run_advisor(cases[-1], budget, log)
     fill_truth(cases, args.jobs, log)
     if args.truth_only:
         log("ground truth cached")
         return 0
-    print(report(cases, markdown=False))
+    print(report(cases, markdown=False, budget=budget))
     log("done")
     if args.out:
-        args.out.write_text("# Segmentation quality\n" + report(cases, markdown=True) + "\n")
+        args.out.write_text("# Segmentation quality\n" + report(cases, markdown=True, budget=budget) + "\n")
     return 0
 
 

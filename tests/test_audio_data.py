@@ -353,3 +353,17 @@ def test_cli_recommends_from_folders_and_refuses_bad_input_in_one_line(tmp_path)
     failed = subprocess.run([*command, "--no-trials"], capture_output=True, text=True, timeout=120)
     assert failed.returncode == 2 and failed.stderr.strip().count("\n") == 0
     assert failed.stderr.startswith("error: target_audio:") and "'clip0.wav'" in failed.stderr
+
+
+def test_audio_arrays_without_a_sample_rate_are_refused_with_the_fix_named():
+    # Without sample_rate nothing marks arrays as audio: (N, C, T) pairs read as images and masks, (N, T) pairs
+    # as a table with T targets. Both errors say to pass sample_rate.
+    noisy, clean = _mixtures(4, 5.0)
+    clips = _error((noisy[:, None, :], clean[:, None, :]))
+    assert _field(clips) == "masks" and "pass sample_rate=" in str(clips)
+    rows = _error((noisy, clean))
+    assert (
+        _field(rows) == "target"
+        and "at most 64 are allowed" in str(rows)
+        and "pass sample_rate=" in str(rows)
+    )

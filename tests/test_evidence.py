@@ -193,6 +193,32 @@ def test_default_protocols_name_early_stopping_and_the_full_budget():
     ]
 
 
+def test_segmentation_heads_are_read_at_the_best_epoch_alone_unless_a_protocol_is_stated():
+    task = {
+        "heads": [
+            {"name": "mask", "type": "segmentation", "num_classes": 2, "foreground_shares": [0.2]},
+            {"name": "label", "type": "binary", "class_histogram": [60, 40]},
+        ],
+        "n_features": 4,
+    }
+    result = recommend(task, epochs=2, repeats=2, max_rows=100, race=False, cache=False)
+    by_name = {head.head: head for head in result.heads}
+    assert by_name["mask"].protocols == ["the best tune epoch of 2"]
+    assert [p.name for p in by_name["mask"].candidates[0].evidence.protocols] == ["best_epoch"]
+    assert by_name["label"].protocols == [
+        "early stopping with patience 10 (at most 2 epochs)",
+        "the best tune epoch of 2",
+    ]
+    stated = recommend(
+        task, epochs=2, repeats=2, max_rows=100, race=False, cache=False,
+        training={"early_stopping_patience": 1},
+    )  # fmt: skip
+    assert {head.head: head.protocols for head in stated.heads} == {
+        "mask": ["early stopping with patience 1 (at most 2 epochs)"],
+        "label": ["early stopping with patience 1 (at most 2 epochs)"],
+    }
+
+
 def test_progress_counts_epochs_across_racing_rounds():
     seen = []
     recommend(

@@ -150,3 +150,15 @@ def test_a_fully_diverged_head_supports_no_loss():
         verdict([candidate], "accuracy", True)
         == "Every candidate diverged on accuracy: this evidence supports no loss."
     )
+
+
+def test_the_default_is_found_when_a_higher_prior_rule_proposed_the_same_loss():
+    # segmentation-dice-ce-nnunet and the baseline rule propose the same Dice + CE: the deduplicated candidate
+    # keeps the nnU-Net rule's id and credits the baseline.
+    default = _candidate(2, "dice_ce", [0.40, 0.42, 0.41], 2, rule="segmentation-dice-ce-nnunet")
+    default = default.model_copy(update={"also_proposed_by": ["segmentation-baseline-dice-ce"]})
+    ranked = [_candidate(1, "tversky", [0.50, 0.53, 0.52], 1), default]
+    text = verdict(ranked, "dice", True)
+    assert text.startswith("tversky beats the default dice_ce by 0.1"), text
+    credited = default.model_copy(update={"also_proposed_by": []})
+    assert "no default loss" in verdict([ranked[0], credited], "dice", True)

@@ -157,6 +157,23 @@ def test_segmentation_arrays_over_recommend_rank_as_in_process(server, local_seg
     assert _heads(remote.task) == _heads(local_segmentation.task)
 
 
+def test_overlapping_channel_masks_over_recommend_keep_their_channels_and_per_class_values(server):
+    from tests.test_segmentation_multilabel import _overlapping  # (24, 2, 16, 16) masks that overlap
+
+    images, masks = _overlapping()
+    dataset = pb.Dataset(npz=pack({"images": images, "masks": masks}))
+    response = server.stub.Recommend(
+        pb.RecommendRequest(dataset=dataset, options=pb.Options(**QUICK)), timeout=180
+    )
+    assert response.task.heads[0].overlapping_classes and response.task.heads[0].num_classes == 2
+    local = advisor.recommend((images, masks), **QUICK)
+    remote = recommendation_from_proto(response)
+    assert _ranking(remote) == _ranking(local)
+    assert [c.evidence.per_class for c in remote.heads[0].candidates] == [
+        c.evidence.per_class for c in local.heads[0].candidates
+    ]
+
+
 def test_audio_arrays_over_recommend_stream_and_operations(server):
     local = advisor.recommend((NOISY, CLEAN), sample_rate=RATE, **QUICK)
     request = pb.RecommendRequest(

@@ -1,23 +1,34 @@
 """The HTML report: one self-contained file with the task, rankings, charts, rationales and a runnable snippet;
-every text escaped; rules-only and multi-head recommendations covered."""
+every text escaped; rules-only and multi-head recommendations covered; samples of segmentation and audio data
+(made here, small, in tmp_path: PNG folders, WAV folders, arrays)."""
 
 from __future__ import annotations
 
 import ast
 import base64
 import html
+import io
 import math
 import re
+import sys
 from html.parser import HTMLParser
+from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
+from PIL import Image
+from typer.testing import CliRunner
 
 import advisor
+from advisor.cli import app
 from advisor.core import recommend
 from advisor.explain import head_decimals
 from advisor.heads import chance_level
+from advisor.profiling import ProfileError
+from advisor.profiling import images as image_reader
 from advisor.recommendation import Recommendation, key_params
-from advisor.report import _band, _python_literal, render_report, write_report
+from advisor.report import _band, _log_spectrogram, _python_literal, render_report, write_report
 
 QUICK = {"budget_s": 30.0, "epochs": 3, "repeats": 2, "max_rows": 500}
 CHURN = "client_examples/data/churn.csv"
@@ -28,6 +39,7 @@ TWO_HEADS = {
     ],
     "n_features": 6,
 }
+RATE = 8_000
 
 
 class Page(HTMLParser):
@@ -291,3 +303,204 @@ def test_median_band_of_the_curves():
 def test_chance_levels_by_hand(metric, statistics, expected):
     found = chance_level(metric, **statistics)
     assert found == (None if expected is None else pytest.approx(expected))
+
+
+# ---------------------------------------------------------------------------------------------- your data
+
+
+def _segmentation_folders(folder: Path, count: int = 6) -> tuple[str, str]:
+    """``count`` RGB PNG images 40x48 with grey PNG masks of classes 0, 1 and 2 (a block of each class)."""
+    rng = np.random.default_rng(0)
+    images, masks = folder / "images", folder / "masks"
+    images.mkdir(parents=True)
+    masks.mkdir()
+    for index in range(count):
+        mask = np.zeros((40, 48), np.uint8)
+        mask[4:18, 4 + index : 24] = 1
+        mask[22:36, 20:44] = 2
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(images / f"case{index}.png")
+        Image.fromarray(mask).save(masks / f"case{index}.png")
+    return str(images), str(masks)
+
+
+def _audio_folders(folder: Path, count: int = 5, seconds: float = 0.3) -> tuple[str, str]:
+    """``count`` pairs of 8 kHz WAV files: a tone plus noise as the input, the tone as its target."""
+    rng = np.random.default_rng(0)
+    inputs, targets = folder / "noisy", folder / "clean"
+    inputs.mkdir(parents=True)
+    targets.mkdir()
+    t = np.arange(round(seconds * RATE)) / RATE
+    for index in range(count):
+        clean = 0.5 * np.sin(2 * np.pi * (400 + 150 * index) * t)
+        noisy = clean + 0.05 * rng.normal(size=t.shape)
+        soundfile.write(inputs / f"clip{index}.wav", noisy, RATE, subtype="FLOAT")
+        soundfile.write(targets / f"clip{index}.wav", clean, RATE, subtype="FLOAT")
+    return str(inputs), str(targets)
+
+
+@pytest.fixture(scope="module")
+def segmentation_folders(tmp_path_factory) -> tuple[str, str]:
+    return _segmentation_folders(tmp_path_factory.mktemp("segmentation"))
+
+
+@pytest.fixture(scope="module")
+def segmentation(segmentation_folders) -> Recommendation:
+    return recommend(segmentation_folders, trials=False)
+
+
+@pytest.fixture(scope="module")
+def audio_folders(tmp_path_factory) -> tuple[str, str]:
+    return _audio_folders(tmp_path_factory.mktemp("audio"))
+
+
+@pytest.fixture(scope="module")
+def audio(audio_folders) -> Recommendation:
+    return recommend(audio_folders, trials=False)
+
+
+def _data_section(text: str) -> str | None:
+    """The "Your data" section's HTML (up to the next heading of its level), or None when there is none."""
+    found = re.search(r"<h2>Your data</h2>(.*?)(?=<h2)", text, flags=re.S)
+    return found.group(1) if found else None
+
+
+def _png_images(section: str) -> list[Image.Image]:
+    page = Page(section)
+    assert all(img["alt"] and img["src"].startswith("data:image/png;base64,") for img in page.all("img"))
+    return [Image.open(io.BytesIO(base64.b64decode(img["src"].split(",", 1)[1]))) for img in page.all("img")]
+
+
+def test_segmentation_report_shows_a_few_images_with_their_masks_and_the_class_legend(
+    segmentation, segmentation_folders, tmp_path, monkeypatch
+):
+    read = []
+    original = image_reader._image_file
+    monkeypatch.setattr(image_reader, "_image_file", lambda path: read.append(path.name) or original(path))
+    text = write_report(segmentation, tmp_path / "report.html", data=segmentation_folders).read_text("utf-8")
+    assert len(read) == 4  # of 6 pairs: only the samples shown are read
+    section = _data_section(text)
+    assert section is not None
+    headings = re.findall(r"<h2[^>]*>(.*?)</h2>", text)
+    where = headings.index("Your data")
+    assert headings[where - 1].startswith("Task") and headings[where + 1].startswith("Head ")
+    pictures = _png_images(section)
+    assert len(pictures) == 4 and len(Page(text).all("img")) == 4  # rules only: no charts besides
+    assert all(picture.width > 2 * picture.height for picture in pictures)  # the image beside its overlay
+    words = " ".join(Page(section).text)
+    assert "4 of the 6 image/mask pairs" in words
+    assert words.count("40x48 pixels (height x width), 3 channel(s)") == 4
+    assert sorted(re.findall(r"'?(case\d\.png)", words)) == sorted(read)
+    legend = re.findall(r'<span class="swatch" style="background:(#[0-9a-f]{6})"></span>([^<]+)', section)
+    assert [name for _, name in legend] == ["class 1", "class 2"]
+    assert len({colour for colour, _ in legend}) == 2
+    assert "Classes (class 0, the background, is not coloured):" in words
+
+
+def test_segmentation_arrays_and_0_255_masks_show_one_foreground_class():
+    masks = np.zeros((3, 20, 30), np.uint8)
+    masks[:, 5:15, 5:20] = 255
+    images = np.random.default_rng(1).normal(size=(3, 1, 20, 30)).astype(np.float32)  # raw numbers, not 0..1
+    rec = recommend((images, masks), trials=False)
+    section = _data_section(render_report(rec, data=(images, masks)))
+    assert section is not None and len(_png_images(section)) == 3
+    legend = re.findall(r'<span class="swatch"[^>]*></span>([^<]+)', section)
+    assert legend == ["class 1"]
+    assert "3 of the 3 image/mask pairs of arrays" in " ".join(Page(section).text)
+
+
+def test_overlapping_channel_masks_colour_every_channel():
+    masks = np.zeros((3, 2, 20, 30), np.uint8)
+    masks[:, 0, 2:12, 2:20] = 1
+    masks[:, 1, 8:18, 10:28] = 1  # overlaps channel 0: multi-label
+    images = np.random.default_rng(3).uniform(size=(3, 3, 20, 30)).astype(np.float32)
+    rec = recommend((images, masks), trials=False)
+    assert rec.task.heads[0].overlapping_classes  # the premise
+    section = _data_section(render_report(rec, data=(images, masks)))
+    assert section is not None and len(_png_images(section)) == 3
+    assert re.findall(r'<span class="swatch"[^>]*></span>([^<]+)', section) == ["channel 0", "channel 1"]
+    assert "Channels (multi-label: a pixel may be in several" in " ".join(Page(section).text)
+
+
+def test_audio_report_shows_input_and_target_spectrograms_with_the_sample_rate(audio, audio_folders):
+    text = render_report(audio, data=audio_folders)
+    section = _data_section(text)
+    assert section is not None
+    pictures = _png_images(section)
+    assert len(pictures) == 3 and len(Page(text).all("img")) == 3
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", section)
+    assert len(captions) == 3
+    assert all(html.unescape(c).endswith(": 0.3 s at 8,000 Hz") for c in captions)
+    assert "log-magnitude spectrograms at 8,000 Hz" in " ".join(Page(section).text)
+
+
+def test_long_multichannel_audio_arrays_show_their_centre_mixed_to_mono():
+    rng = np.random.default_rng(2)
+    targets = (0.3 * np.sin(2 * np.pi * 500 * np.arange(3 * RATE) / RATE) * np.ones((4, 2, 1))).astype(
+        np.float32
+    )
+    inputs = (targets + 0.05 * rng.normal(size=targets.shape)).astype(np.float32)
+    rec = recommend((inputs, targets), sample_rate=RATE, trials=False)
+    section = _data_section(render_report(rec, data=(inputs, targets), sample_rate=RATE))
+    assert section is not None and len(_png_images(section)) == 3
+    captions = [html.unescape(c) for c in re.findall(r"<figcaption>(.*?)</figcaption>", section)]
+    assert captions and all(
+        c.endswith(": 3 s at 8,000 Hz, the centred 2 s shown, 2 channels mixed to mono") for c in captions
+    )
+
+
+def test_spectrogram_rows_run_from_0_hz_to_half_the_sample_rate():
+    tone = np.sin(2 * np.pi * 1_000 * np.arange(RATE) / RATE)[None].astype(np.float32)
+    spectrum = _log_spectrogram(tone, RATE)
+    rows = spectrum.shape[0]
+    peak_hz = spectrum.mean(1).argmax() * (RATE / 2) / (rows - 1)
+    assert rows == 256 // 2 + 1  # a 32 ms window at 8 kHz: 256 samples
+    assert abs(peak_hz - 1_000) <= RATE / 256
+    assert spectrum.max() - np.median(spectrum) > 40  # a tone stands far above the rest, in dB
+
+
+def test_tables_descriptions_and_no_data_add_no_data_section(churn_rules, segmentation, segmentation_folders):
+    plain = render_report(churn_rules)
+    assert render_report(churn_rules, data=CHURN) == plain
+    assert _data_section(plain) is None and "Your data" not in plain
+    described = recommend({"heads": [{"type": "segmentation", "num_classes": 3}]}, trials=False)
+    assert _data_section(render_report(described, data=segmentation_folders)) is None
+    assert _data_section(render_report(segmentation)) is None
+    # charts=False leaves every figure out, the samples too, and reads no data
+    assert _data_section(render_report(segmentation, charts=False, data=("nowhere", "either"))) is None
+
+
+def test_bad_data_raises_the_profilers_error_naming_the_field(
+    segmentation, audio, segmentation_folders, tmp_path
+):
+    images, _ = segmentation_folders
+    with pytest.raises(ProfileError, match=r"^masks: no such folder") as caught:
+        write_report(segmentation, tmp_path / "out" / "report.html", data=(images, str(tmp_path / "missing")))
+    assert isinstance(caught.value, ValueError) and caught.value.violations[0].field == "masks"
+    assert not (tmp_path / "out").exists()  # nothing written for a report that failed
+    clips = np.zeros((3, 800), np.float32)
+    with pytest.raises(ProfileError, match=r"^sample_rate: arrays do not say their sample rate"):
+        render_report(audio, data=(clips, clips))
+    with pytest.raises(ProfileError, match=r"^data: .*is not a manifest"):
+        render_report(segmentation, data=CHURN)
+
+
+def test_without_matplotlib_the_data_section_says_what_to_install(
+    segmentation, segmentation_folders, monkeypatch
+):
+    for name in ["matplotlib", *(m for m in sys.modules if m.startswith("matplotlib."))]:
+        monkeypatch.setitem(sys.modules, name, None)  # every import of matplotlib now fails, loaded or not
+    section = _data_section(render_report(segmentation, data=segmentation_folders))
+    assert section is not None and "<img" not in section
+    words = "".join(Page(section).text)
+    assert "Samples of your data need the report extra: pip install 'loss-advisor[report]'" in words
+
+
+def test_cli_report_shows_the_data_it_profiled(segmentation_folders, tmp_path):
+    images, masks = segmentation_folders
+    report = tmp_path / "report.html"
+    done = CliRunner().invoke(
+        app, ["recommend", images, "--masks", masks, "--no-trials", "--report", str(report)]
+    )
+    assert done.exit_code == 0, done.output
+    section = _data_section(report.read_text(encoding="utf-8"))
+    assert section is not None and len(_png_images(section)) == 4

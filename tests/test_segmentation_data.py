@@ -188,7 +188,7 @@ def test_array_errors_name_the_field_the_value_and_what_is_allowed():
         ((images, masks + 0.5), "masks", "non-integer"),
         ((images.transpose(0, 2, 3, 1).repeat(3, axis=1), masks), "data", "channels-last"),
         ((images, np.zeros_like(masks)), "masks", "every mask is background"),
-        ((images, np.stack([masks == 1, masks >= 1], axis=1)), "masks", "several channels (multi-label)"),
+        ((images, np.stack([masks, masks + 1], axis=1)), "masks", "channel masks hold only 0 and 1"),
         ((images[:, 0, 0], masks), "data", "(N, C, H, W) or (N, H, W)"),
     ]
     for data, field, text in cases:

@@ -26,7 +26,18 @@ Head types, unless the user forces one (each reason goes into ``TaskDescription.
   numbers stored as floats without missing values to explain it (``151.0``, sklearn's diabetes) with over
   20 values are taken as measurements: regression;
 - integers including negatives: binary with 2 values, multiclass with up to 20, regression above that;
-- several targets all 0/1: one multilabel head named ``a+b+c``; otherwise several targets give one head each.
+- several targets all 0/1: one multilabel head named ``a+b+c``; otherwise several targets give one head each;
+- one text target of label sets (``"cat|dog"``, ``"a;b"``, ``"x, y"``; blank or missing: no label): one
+  multilabel head named after the column, whose labels are the distinct parts, sorted. Its separator is
+  ``label_separator`` when given, else the one of ``|``, ``;``, ``,`` that the most values hold (a tie goes to
+  that order). ``task="multilabel"`` or a ``label_separator`` always splits; otherwise the values are label sets
+  only when the separator is in at least 10% of the non-missing values and the distinct labels are fewer than
+  the distinct values (label sets recombine few labels; ``"New York, NY"``-style values each add a new part,
+  so they stay classes, as does a column where a separator is rare). A note says which was read, and how to
+  override it. At most 200 labels (the text class limit).
+
+Every multilabel head states its label cardinality (the mean labels per row, the sum of its positive rates)
+and the share of rows without a label.
 
 Segmentation heads state per foreground class the mean pixel share, the share of images without the class,
 the median object area (4-connected components) and the share of pixels on a boundary. Audio heads state the
@@ -48,12 +59,14 @@ from typing import Any
 
 import pandas as pd
 
-from advisor.heads import head_kinds, resolve
+from advisor.heads import head_kind, head_kinds, resolve
 from advisor.profiling.common import (
     DataReader,
     ProfiledData,
     ProfileError,
     ProfileRequest,
+    _error,
+    check_label_separator,
     check_options,
     forceable_tasks,
 )
@@ -78,6 +91,7 @@ def profile(
     max_rows: int = 200_000,
     random_state: int | None = 0,
     sample_rate: int | None = None,
+    label_separator: str | None = None,
 ) -> TaskDescription:
     """Profile data into a :class:`~advisor.task.TaskDescription` (``source="data"``).
 
@@ -87,7 +101,8 @@ def profile(
         A table: a CSV file (read in chunks, never whole; the separator is sniffed from the header), a frame,
         or arrays ``(X, y)``: X of shape (n_samples, n_features), y of shape (n_samples,) or
         (n_samples, n_targets). Or segmentation data: arrays ``(images, masks)`` (images (N, C, H, W) or
-        (N, H, W); masks (N, H, W) class indices or (N, K, H, W) 0/1 channels), an .npz file with arrays
+        (N, H, W); masks (N, H, W) class indices or (N, K, H, W) 0/1 channels, overlapping ones making a head
+        with ``overlapping_classes``), an .npz file with arrays
         ``images`` and ``masks``, a pair of .npy files, a pair of folders of PNG/TIFF images and masks matched
         by file name, or a manifest CSV with ``image`` and ``mask`` columns. Or audio data (see
         :mod:`advisor.profiling.audio`): arrays ``(inputs, targets)`` of (N, T) or (N, C, T) floats with
@@ -109,11 +124,16 @@ def profile(
     sample_rate : int or None
         Audio: the rate of arrays in Hz (required for them, and it marks arrays as audio); for files the rate
         they must have (they say their own). Audio clips read: at most 512 pairs (a seeded sample beyond).
+    label_separator : str or None
+        Tables: the separator of a single text target of label sets (``"|"`` for ``"cat|dog"``); given, the
+        target is split into one multilabel head. None sniffs it among ``|``, ``;`` and ``,`` when the target
+        is split (see the module docstring for when).
 
     Returns
     -------
     TaskDescription
-        One head per target (one multilabel head for several 0/1 targets), with class histograms or a
+        One head per target (one multilabel head for several 0/1 targets or for a delimited label column, with
+        its labels, positive rates and label cardinality), with class histograms or a
         :class:`~advisor.task.TargetSummary`, or one segmentation head with per-class shares; ``notes`` says
         what was inferred, dropped and sampled.
 
@@ -121,12 +141,13 @@ def profile(
     ------
     ProfileError
         No obvious target, an unknown target column, an empty or unreadable file, a single-class or
-        free-text target, a ``task`` the target cannot have, or a bad option; for segmentation data missing
+        free-text target, a ``task`` the target cannot have, a label column of over 200 labels, or a bad
+        option; for segmentation data missing
         keys or columns, mismatched counts, sizes or file names, or mask values that are not class indices;
         for audio data unmatched names, mixed sample rates, a pair whose lengths or channels differ, or
         non-finite samples. Each names its field.
     """
-    request = _request(data, target, task, max_rows, random_state, sample_rate)
+    request = _request(data, target, task, max_rows, random_state, sample_rate, label_separator)
     reader = _reader(request)
     return reader.task(request) if reader.task is not None else reader.read(request).task
 
@@ -139,12 +160,13 @@ def profile_data(
     max_rows: int = 200_000,
     random_state: int | None = 0,
     sample_rate: int | None = None,
+    label_separator: str | None = None,
 ) -> ProfiledData:
     """:func:`profile`, plus the sampled rows (or images and masks) encoded for trial fits.
 
     Parameters and errors as for :func:`profile`.
     """
-    request = _request(data, target, task, max_rows, random_state, sample_rate)
+    request = _request(data, target, task, max_rows, random_state, sample_rate, label_separator)
     return _reader(request).read(request)
 
 
@@ -155,14 +177,25 @@ def _request(
     max_rows: int,
     random_state: int | None,
     sample_rate: int | None,
+    label_separator: str | None,
 ) -> ProfileRequest:
     check_options(task, max_rows)
-    return ProfileRequest(data, target, task, max_rows, random_state, sample_rate, chunk_cells=CHUNK_CELLS)
+    check_label_separator(label_separator, task)
+    return ProfileRequest(
+        data, target, task, max_rows, random_state, sample_rate, chunk_cells=CHUNK_CELLS,
+        label_separator=label_separator,
+    )  # fmt: skip
 
 
 def _reader(request: ProfileRequest) -> DataReader:
     """The first reader, in their order, of the registered head kinds that claims the data (the table reader
-    claims any)."""
+    claims any); a label separator only goes to the reader of multilabel heads."""
     named = dict.fromkeys(kind.reader for kind in head_kinds() if kind.reader is not None)
     readers: list[DataReader] = sorted((resolve(reference) for reference in named), key=lambda r: r.order)
-    return next(reader for reader in readers if reader.claims(request))
+    reader = next(reader for reader in readers if reader.claims(request))
+    if request.label_separator is not None and reader is not resolve(head_kind("multilabel").reader):
+        raise _error(
+            "label_separator", "splits a table's label column; this data is not a table (images and masks, "
+            "or audio clips)",
+        )  # fmt: skip
+    return reader

@@ -14,6 +14,9 @@ from advisor.errors import AdvisorError, FieldViolation
 from advisor.heads import head_kinds
 from advisor.task import TaskDescription
 
+# A label separator is a character or a short string (such as " | " or "//").
+MAX_SEPARATOR_LENGTH = 8
+
 
 class ProfileError(AdvisorError):
     """Data that cannot be profiled: no target to use, an unreadable file, a single class, a bad option."""
@@ -42,15 +45,34 @@ def check_options(task: str | None, max_rows: Any) -> None:
         raise _error("max_rows", f"expected a positive integer, got {max_rows!r}")
 
 
+def check_label_separator(label_separator: Any, task: str | None) -> None:
+    """A ``label_separator`` is None (sniffed when a label column is split) or a non-empty string of at most
+    :data:`MAX_SEPARATOR_LENGTH` characters, and it goes with ``task`` None or "multilabel"."""
+    if label_separator is None:
+        return
+    if not isinstance(label_separator, str) or not 1 <= len(label_separator) <= MAX_SEPARATOR_LENGTH:
+        raise _error(
+            "label_separator",
+            f"got {label_separator!r}; expected a string of 1 to {MAX_SEPARATOR_LENGTH} characters (such as "
+            "'|', ';' or ','), or None to sniff it",
+        )
+    if task not in (None, "multilabel"):
+        raise _error(
+            "label_separator",
+            f"splits a label column into label sets (a multilabel head), so it excludes task={task!r}; drop "
+            "one of them",
+        )
+
+
 @dataclass(frozen=True)
 class ProfiledData:
     """A profile together with the sampled rows it was computed from, encoded for training.
 
     Tables: ``features`` are the sampled rows as standardized numeric columns and one-hot levels (float32);
     ``targets`` maps each head name to its targets for those rows: class indices into the head's
-    ``class_labels``, 0/1 label columns (multilabel) or numbers. Images: ``features`` are the sampled images
-    (N, C, H, W) float32, standardized per channel, and the segmentation head's targets their masks (N, H, W)
-    of int64 class indices. Audio: ``features`` are the input clips (N, 1, T) float32, mono, and the audio head's
+    ``class_labels``, an (n, L) 0/1 matrix of its ``class_labels`` (multilabel) or numbers. Images: ``features``
+    are the sampled images (N, C, H, W) float32, standardized per channel, and the segmentation head's targets
+    their masks (N, H, W) of int64 class indices. Audio: ``features`` are the input clips (N, 1, T) float32, mono, and the audio head's
     targets their target clips alike (see :mod:`advisor.profiling.audio`).
     """
 
@@ -70,6 +92,7 @@ class ProfileRequest:
     random_state: int | None
     sample_rate: int | None
     chunk_cells: int  # tables: the cells of each CSV chunk read
+    label_separator: str | None = None  # tables: the separator of a delimited label column
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ Sources, besides the tables the tabular profiler reads:
 
 - arrays ``(images, masks)``: images (N, C, H, W) or (N, H, W); masks (N, H, W) of class indices, or
   (N, K, H, W) of 0/1 channels: one-hot when every pixel is in exactly one channel (K classes, channel 0
-  the background), else one channel per foreground class (K + 1 classes, background where none is set);
+  the background), one channel per foreground class when no pixel is in two (K + 1 classes, background where
+  none is set), else multi-label (a pixel in several channels): a head with ``overlapping_classes``, whose K
+  channels stay channels, each a foreground class counted on its own;
 - a ``.npz`` file holding arrays ``images`` and ``masks``, or a pair of ``.npy`` files ``(images, masks)``;
 - a pair of folders ``(images/, masks/)`` of PNG or TIFF files (JPEG too for images, never for masks: its
   compression changes class indices), matched by file name without the extension; a mask's name may add
@@ -12,7 +14,8 @@ Sources, besides the tables the tabular profiler reads:
 - a manifest CSV with ``image`` and ``mask`` columns of file paths (relative ones relative to the CSV).
 
 Mask values are class indices 0..K-1, 0 the background; masks holding only 0 and 255 (the usual binary PNG)
-are read as 0 and 1. Overlapping multi-label masks are refused: a segmentation head gives each pixel one class.
+are read as 0 and 1. A mask file is one image of class indices, so folders and manifests always give exclusive
+classes: overlapping classes come only as (N, K, H, W) channel arrays (in memory, .npz or .npy).
 
 Work is bounded: at most :data:`MAX_IMAGES` pairs are read (a seeded uniform sample beyond that); pixel shares
 and absences are counted at full resolution, objects and boundaries on masks of at most :data:`STATS_SIDE`
@@ -62,8 +65,9 @@ _BINARY_255 = 255  # the foreground value of a 0/255 binary mask
 class ImagePairs:
     """The sampled image/mask pairs of a source, read one at a time.
 
-    ``load(i)`` gives pair i (a source index) as an image (C, H, W) float32 and a mask (H, W) of integers;
-    ``size(i)`` its (H, W) without reading pixels; ``name(i)`` what errors call it.
+    ``load(i)`` gives pair i (a source index) as an image (C, H, W) float32 and a mask (H, W) of integers, or
+    (K, H, W) 0/1 channels when ``overlapping``; ``size(i)`` its (H, W) without reading pixels; ``name(i)`` what
+    errors call it.
     """
 
     origin: str
@@ -74,6 +78,7 @@ class ImagePairs:
     name: Callable[[int], str]
     files: tuple[Path, ...] = ()
     notes: list[str] = field(default_factory=list)
+    overlapping: bool = False  # multi-label channel masks (a pixel may be in several classes)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -244,6 +249,7 @@ def _array_pairs(
     indices = _sample(len(images), max_images, rng)
     notes: list[str] = []
     to_indices = _channel_decoder(masks, indices, notes) if masks.ndim == 4 else None
+    overlapping = masks.ndim == 4 and to_indices is None
 
     def load(i: int) -> tuple[np.ndarray, np.ndarray]:
         image, mask = np.asarray(images[i]), np.asarray(masks[i])
@@ -252,16 +258,20 @@ def _array_pairs(
         return _scaled(image[None] if image.ndim == 2 else image), mask
 
     size = (int(images.shape[-2]), int(images.shape[-1]))
-    return ImagePairs(origin, len(images), indices, load, lambda i: size, lambda i: f"image {i}", notes=notes)
+    return ImagePairs(
+        origin, len(images), indices, load, lambda i: size, lambda i: f"image {i}", notes=notes,
+        overlapping=overlapping,
+    )  # fmt: skip
 
 
 def _channel_decoder(
     masks: np.ndarray, indices: np.ndarray, notes: list[str]
-) -> Callable[[np.ndarray], np.ndarray]:
-    """How (K, H, W) 0/1 channel masks become class indices, decided over the sampled masks: one-hot when every
-    pixel is in exactly one channel, else one channel per foreground class; overlapping channels are refused."""
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """How (K, H, W) 0/1 channel masks become class indices, decided over the sampled masks (whose values it
+    checks): one-hot when every pixel is in exactly one channel, one channel per foreground class when none is
+    in two; None when a pixel is in several channels (multi-label): the channels stay channels."""
     channels = masks.shape[1]
-    one_hot = channels > 1
+    one_hot, overlapping = channels > 1, False
     for i in indices:
         mask = np.asarray(masks[i])
         values = np.unique(mask)
@@ -272,13 +282,19 @@ def _channel_decoder(
                 "(or pass (N, H, W) class indices)",
             )  # fmt: skip
         counts = mask.sum(0)
-        if counts.max() > 1:
-            raise _error(
-                "masks", f"mask {i}: {int((counts > 1).sum()):,} pixels are in several channels (multi-label); "
-                "a segmentation head gives each pixel one class: make the channels exclusive, or profile each "
-                "channel as its own binary mask",
-            )  # fmt: skip
+        overlapping |= bool(counts.max() > 1)
         one_hot &= bool(counts.min() == 1)
+    if overlapping:
+        if channels > MAX_MASK_CLASSES:
+            raise _error(
+                "masks", f"masks of shape {masks.shape} have {channels} overlapping channels; allowed: at most "
+                f"{MAX_MASK_CLASSES} (each is an output channel of every trial member)",
+            )  # fmt: skip
+        notes.append(
+            f"Masks hold {channels} overlapping 0/1 channels (multi-label: a pixel may be in several): each channel "
+            "is a foreground class with its own sigmoid, and there is no background class."
+        )
+        return None
     if one_hot:
         notes.append(f"Masks are one-hot over {channels} channels: channel 0 is the background.")
         return lambda mask: mask.argmax(0)
@@ -545,7 +561,7 @@ class _ClassTally:
 @dataclass
 class _Read:
     images: np.ndarray  # (n, C, h, w) float32 at the trial shape
-    masks: np.ndarray  # (n, h, w) raw values at the trial shape
+    masks: np.ndarray  # (n, h, w) raw values, or (n, K, h, w) 0/1 overlapping channels, at the trial shape
     tallies: dict[int, _ClassTally]
     sizes: list[tuple[int, int]]
 
@@ -560,8 +576,9 @@ def _checked_mask(mask: np.ndarray, image: np.ndarray, name: str) -> np.ndarray:
         )  # fmt: skip
     if mask.dtype.kind == "f" and (not np.isfinite(mask).all() or not (mask == np.round(mask)).all()):
         raise _error(
-            "masks", f"the mask of {name} holds non-integer values; masks hold class indices 0, 1, ..."
-        )
+            "masks", f"the mask of {name} holds non-integer values; masks hold class indices 0, 1, ... (for "
+            "audio clips (inputs, targets) of shape (N, T) or (N, C, T), pass sample_rate=)",
+        )  # fmt: skip
     if mask.dtype.kind == "b":
         mask = mask.astype(np.uint8)
     low, high = mask.min(), mask.max()
@@ -571,6 +588,28 @@ def _checked_mask(mask: np.ndarray, image: np.ndarray, name: str) -> np.ndarray:
             f"{MAX_MASK_CLASSES - 1} (0 the background), or 0 and 255 for a binary mask",
         )  # fmt: skip
     return mask.astype(np.int64)
+
+
+def _class_planes(mask: np.ndarray, overlapping: bool) -> list[tuple[int, float, np.ndarray, np.ndarray]]:
+    """The foreground classes of one checked mask ((H, W) values, or (K, H, W) channels when ``overlapping``),
+    each as (raw value or channel, pixel share at full resolution, its pixels and the boundary pixels at most
+    STATS_SIDE a side).
+
+    A class's boundary is where a 4-neighbour is not of the class: for exclusive classes one edge map of the
+    whole mask serves every class; an overlapping channel gets its own, as a neighbour may be in it and another.
+    """
+    stats_shape = _bounded(mask.shape[-2:], STATS_SIDE)
+    if overlapping:
+        stats = _resized(mask.astype(np.float32), stats_shape, nearest=True) > 0.5
+        pixels = mask.reshape(len(mask), -1).sum(1)
+        return [
+            (int(k), pixels[k] / mask[k].size, stats[k], _boundary(stats[k])) for k in np.flatnonzero(pixels)
+        ]
+    counts = np.bincount(mask.ravel(), minlength=_BINARY_255 + 1)
+    stats_mask = _resized(mask[None], stats_shape, nearest=True)[0].astype(np.int64)
+    edge = _boundary(stats_mask)
+    present = np.flatnonzero(counts)
+    return [(int(v), counts[v] / mask.size, stats_mask == v, edge) for v in present[present > 0]]
 
 
 def _read(pairs: ImagePairs) -> _Read:
@@ -597,25 +636,23 @@ def _read(pairs: ImagePairs) -> _Read:
                 "data", f"{name} has {raw_image.shape[0]} channels, {pairs.name(int(pairs.indices[0]))} has "
                 f"{channels}: every image needs the same channels",
             )  # fmt: skip
-        mask = _checked_mask(raw_mask, raw_image, name)
-        counts = np.bincount(mask.ravel(), minlength=_BINARY_255 + 1)
-        stats_mask = _resized(mask[None], _bounded(mask.shape, STATS_SIDE), nearest=True)[0].astype(np.int64)
-        edge = _boundary(stats_mask)
-        present = np.flatnonzero(counts)
-        for value in present[present > 0]:
-            tally = tallies.setdefault(int(value), _ClassTally())
+        # Channel masks were checked as arrays (values and sizes) when the source was opened.
+        mask = np.asarray(raw_mask, bool) if pairs.overlapping else _checked_mask(raw_mask, raw_image, name)
+        for value, share, inside, edge in _class_planes(mask, pairs.overlapping):
+            tally = tallies.setdefault(value, _ClassTally())
             tally.shares.extend([0.0] * (count - len(tally.shares)))  # the images before it had none
-            tally.shares.append(counts[value] / mask.size)
-            inside = stats_mask == value
+            tally.shares.append(float(share))
             labels, found = ndimage.label(inside)
             tally.objects.extend([0] * (count - len(tally.objects)))
             tally.objects.append(found)
-            tally.areas.extend((np.bincount(labels.ravel())[1:] / stats_mask.size).tolist())
+            tally.areas.extend((np.bincount(labels.ravel())[1:] / inside.size).tolist())
             tally.boundary += int((edge & inside).sum())
             tally.pixels += int(inside.sum())
         images.append(_resized(raw_image, shape, nearest=False))
-        masks.append(_resized(mask[None].astype(np.float32), shape, nearest=True)[0].astype(np.int64))
-        del raw_image, raw_mask, mask, stats_mask  # full-resolution arrays: keep one at a time
+        layers = mask if pairs.overlapping else mask[None]
+        trial_mask = _resized(layers.astype(np.float32), shape, nearest=True).astype(np.int64)
+        masks.append(trial_mask if pairs.overlapping else trial_mask[0])
+        del raw_image, raw_mask, mask, layers  # full-resolution arrays: keep one at a time
     read_count = len(pairs.indices)
     for tally in tallies.values():
         tally.shares.extend([0.0] * (read_count - len(tally.shares)))
@@ -666,16 +703,24 @@ def profile_images(pairs: ImagePairs, *, head_name: str = HEAD_NAME) -> Profiled
     Returns
     -------
     ProfiledData
-        ``task``: one segmentation head with per-class foreground, absent, median object and boundary shares;
+        ``task``: one segmentation head with per-class foreground, absent, median object and boundary shares
+        (per channel, and ``overlapping_classes``, for multi-label channel masks);
         ``features``: the sampled images (n, C, h, w) float32 at the trial shape, standardised per channel;
-        ``targets[head_name]``: their masks (n, h, w) int64 class indices.
+        ``targets[head_name]``: their masks (n, h, w) int64 class indices, or (n, K, h, w) int64 0/1 channels
+        for multi-label masks.
     """
     notes = [f"Segmentation data from {pairs.origin}: {pairs.total:,} image/mask pairs."]
     if len(pairs.indices) < pairs.total:
         notes.append(f"Profiled a seeded uniform sample of {len(pairs.indices):,} of {pairs.total:,} pairs.")
     notes.extend(pairs.notes)
     read = _read(pairs)
-    mapping, classes = _class_values(read.tallies, notes)
+    if pairs.overlapping:  # every channel is a foreground class: no background, no values to map
+        classes, first = read.masks.shape[1], 0
+        by_class = read.tallies
+    else:
+        mapping, classes = _class_values(read.tallies, notes)
+        first = 1
+        by_class = {mapping[value]: tally for value, tally in read.tallies.items()}
     heights, widths = [s[0] for s in read.sizes], [s[1] for s in read.sizes]
     channels, height, width = read.images.shape[1:]
     sizes = (
@@ -687,10 +732,9 @@ def profile_images(pairs: ImagePairs, *, head_name: str = HEAD_NAME) -> Profiled
         f"Images: {channels} channel(s), {sizes} pixels; trials see them resized to {height}x{width} (long side at "
         f"most {MAX_SIDE}; images bilinear, masks nearest)."
     )
-    by_class = {mapping[value]: tally for value, tally in read.tallies.items()}
     empty = _ClassTally(shares=[0.0] * len(read.sizes), objects=[0] * len(read.sizes))
     statistics: dict[str, list[float]] = {"foreground": [], "absent": [], "object": [], "boundary": []}
-    for c in range(1, classes):
+    for c in range(first, classes):
         tally = by_class.get(c, empty)
         shares = np.asarray(tally.shares)
         statistics["foreground"].append(float(shares.mean()))
@@ -700,7 +744,8 @@ def profile_images(pairs: ImagePairs, *, head_name: str = HEAD_NAME) -> Profiled
         if tally.areas:
             low, high = np.quantile(tally.areas, [0.1, 0.9])
             notes.append(
-                f"Class {c}: {_percent(statistics['foreground'][-1])} of pixels; absent from "
+                f"{'Channel' if pairs.overlapping else 'Class'} {c}: {_percent(statistics['foreground'][-1])} of "
+                f"pixels; absent from "
                 f"{statistics['absent'][-1]:.0%} of images; {np.mean(tally.objects):.1f} objects per image, median "
                 f"area {_percent(statistics['object'][-1])} of the image (10-90%: {_percent(low)} to "
                 f"{_percent(high)}); {statistics['boundary'][-1]:.0%} of its pixels on a boundary."
@@ -717,10 +762,13 @@ def profile_images(pairs: ImagePairs, *, head_name: str = HEAD_NAME) -> Profiled
         absent_shares=_rounded(statistics["absent"]),
         median_object_shares=_rounded(statistics["object"]),
         boundary_shares=_rounded(statistics["boundary"]),
+        overlapping_classes=pairs.overlapping,
     )
     task = TaskDescription(
         heads=[head], n_samples=pairs.total, n_features=channels, source="data", notes=notes
     )
+    if pairs.overlapping:
+        return ProfiledData(task, _standardised(read.images), {head_name: read.masks})
     lookup = np.zeros(_BINARY_255 + 1, dtype=np.int64)
     for value, c in mapping.items():
         lookup[value] = c

@@ -13,11 +13,15 @@ from pandas.api import types as pdtypes
 from advisor._text import shorten
 from advisor.profiling.common import _error, _listing
 from advisor.profiling.statistics import MAX_TRACKED_VALUES, _TargetStats
+from advisor.task import MAX_HEADS, MAX_NAME_LENGTH
 
 # Non-negative integer targets with at most this many distinct values are classes, above it counts.
 MAX_INTEGER_CLASSES = 20
-# A text target with more distinct values than this (or over 20 and over half its rows) is not classes.
+# A text target with more distinct values than this (or over 20 and over half its rows) is not classes; nor
+# does a delimited label column hold more labels.
 MAX_TEXT_CLASSES = 200
+# A text target is read as label sets, unless forced, when its separator is in at least this share of values.
+LABEL_SET_SHARE = 0.1
 # One-hot levels per categorical feature column (the most frequent ones).
 MAX_LEVELS = 20
 # ID-like: distinct on (nearly) every row, or named like an ID (id, *_id, customerId) with more distinct
@@ -51,15 +55,34 @@ class _HeadPlan:
     name: str
     type: str
     columns: tuple[str, ...]
+    separator: str | None = None  # a multilabel head read from one delimited label column: its separator
 
 
-def _plan_heads(stats: dict[str, _TargetStats], task: str | None, notes: list[str]) -> list[_HeadPlan]:
+def _plan_heads(
+    stats: dict[str, _TargetStats], task: str | None, notes: list[str], label_separator: str | None = None
+) -> list[_HeadPlan]:
     """Decide each head's type (forced by ``task`` or inferred) and note the reason."""
     columns = list(stats)
+    if len(columns) == 1:
+        delimited = _delimited_plan(stats[columns[0]], task, label_separator, notes)
+        if delimited is not None:
+            return [delimited]
+    elif label_separator is not None:
+        raise _error(
+            "label_separator",
+            f"splits one label column into label sets, but {len(columns)} targets were given "
+            f"({_listing(columns)}); name one target, or drop label_separator for several 0/1 columns",
+        )
     if task == "multilabel" or (
         task is None and len(columns) > 1 and all(s.is_zero_one for s in stats.values())
     ):
         return [_multilabel_plan(stats, forced=task is not None, notes=notes)]
+    if len(columns) > MAX_HEADS:
+        raise _error(
+            "target", f"{len(columns):,} targets that are not all 0/1 would make {len(columns):,} heads; at most "
+            f"{MAX_HEADS} are allowed (several 0/1 targets make one multilabel head); for audio clips given as "
+            "(inputs, targets) arrays pass sample_rate=",
+        )  # fmt: skip
     plans = []
     for name, column_stats in stats.items():
         _require_two_values(column_stats)
@@ -75,7 +98,11 @@ def _plan_heads(stats: dict[str, _TargetStats], task: str | None, notes: list[st
 def _multilabel_plan(stats: dict[str, _TargetStats], *, forced: bool, notes: list[str]) -> _HeadPlan:
     columns = list(stats)
     if len(columns) < 2:
-        raise _error("task", "a multilabel head needs two or more 0/1 target columns; pass a list as target=")
+        raise _error(
+            "task",
+            f"column {columns[0]!r} holds numbers; a multilabel head needs two or more 0/1 target columns (pass "
+            "a list as target=) or one text column of label sets such as 'cat|dog'",
+        )
     not_binary = [name for name, column_stats in stats.items() if not column_stats.is_zero_one]
     if not_binary:
         raise _error("task", f"multilabel targets must hold only 0/1 values; not so: {_listing(not_binary)}")
@@ -83,6 +110,83 @@ def _multilabel_plan(stats: dict[str, _TargetStats], *, forced: bool, notes: lis
     reason = "task='multilabel' was given" if forced else f"{len(columns)} targets, all 0/1"
     notes.append(f"Targets {_listing(columns)}: {reason} -> one multilabel head {name!r}.")
     return _HeadPlan(name, "multilabel", tuple(columns))
+
+
+def _delimited_plan(
+    stats: _TargetStats, task: str | None, separator: str | None, notes: list[str]
+) -> _HeadPlan | None:
+    """One text target read as label sets (see the rule in :mod:`advisor.profiling`), or None to read it as
+    one value per row; a target that must be label sets but cannot be is refused."""
+    forced = task == "multilabel" or separator is not None
+    if task not in (None, "multilabel") or stats.label_sets is None:
+        return None
+    field_name = "target" if separator is None else "label_separator"
+    if stats.all_numeric:
+        if separator is not None:
+            raise _error(
+                field_name, f"column {stats.column!r} holds numbers, not label sets such as 'cat|dog'"
+            )
+        return None
+    sniffed = separator is None
+    if separator is None:
+        # The separator held by the most values; max() keeps the first on a tie, in LABEL_SEPARATORS order.
+        separator = max(stats.label_sets, key=lambda candidate: stats.label_sets[candidate].with_separator)
+    counts = stats.label_sets[separator]
+    share = counts.with_separator / stats.rows
+    labels = counts.labels
+    distinct = stats.distinct
+    shown = f"over {MAX_TRACKED_VALUES:,}" if distinct is None else f"{distinct:,}"
+    if not forced:
+        reason = None
+        if share < LABEL_SET_SHARE:
+            reason = f"under {LABEL_SET_SHARE:.0%} of values hold it"
+        elif labels is None or (distinct is not None and len(labels) >= distinct):
+            parts = f"{len(labels):,}" if labels is not None else f"over {MAX_TRACKED_VALUES:,}"
+            reason = f"{parts} distinct parts for {shown} distinct values, not fewer"
+        if reason is not None:
+            if counts.with_separator:
+                notes.append(
+                    f"Target {stats.column!r}: {share:.1%} of values hold {separator!r}, read as one class each "
+                    f"({reason}); pass task='multilabel' (or label_separator={separator!r}) if they are "
+                    "label sets."
+                )
+            return None
+    where = f"column {stats.column!r} split on {separator!r}"
+    if labels is None or len(labels) > MAX_TEXT_CLASSES:
+        found = f"over {MAX_TRACKED_VALUES:,}" if labels is None else f"{len(labels):,}"
+        raise _error(
+            field_name,
+            f"{where} holds {found} distinct labels; a multilabel head takes at most {MAX_TEXT_CLASSES}"
+            + ("" if sniffed else "; is it the right separator?"),
+        )
+    if len(labels) < 2:
+        found = f"only the label {next(iter(labels))!r}" if labels else "no label in any row"
+        raise _error(field_name, f"{where} holds {found}; a multilabel head needs at least two labels")
+    long = [label for label in labels if len(label) > MAX_NAME_LENGTH]
+    if long:
+        raise _error(
+            field_name,
+            f"{where} holds a label of {len(long[0]):,} characters ({shorten(long[0], 40)!r}); labels take at "
+            f"most {MAX_NAME_LENGTH}",
+        )
+    if forced:
+        given = "task='multilabel'" if sniffed else f"label_separator={separator!r}"
+        how = (
+            f", the separator held by the most values ({share:.1%})" if sniffed and counts.with_separator
+            else " (no value holds a separator: one label per row)" if sniffed else ""
+        )  # fmt: skip
+        notes.append(
+            f"Target {stats.column!r}: {given} was given -> one multilabel head {stats.column!r} of "
+            f"{len(labels)} labels split on {separator!r}{how}."
+        )
+    else:
+        notes.append(
+            f"Target {stats.column!r}: {share:.1%} of values hold {separator!r} and its {len(labels)} distinct "
+            f"parts are fewer than the {shown} distinct values -> label sets, one multilabel head "
+            f"{stats.column!r}; pass task='multiclass' to read each value as one class, or label_separator= "
+            "to split on another separator."
+        )
+    return _HeadPlan(stats.column, "multilabel", (stats.column,), separator)
 
 
 def _require_two_values(stats: _TargetStats) -> None:

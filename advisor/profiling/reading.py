@@ -284,3 +284,16 @@ class _BottomKSampler:
     def sample(self) -> pd.DataFrame:
         self._compact()
         return self._frames[0].reset_index(drop=True)
+
+    def merged(self, other: _BottomKSampler) -> pd.DataFrame:
+        """A uniform sample of at most ``capacity`` rows of both streams: the smallest keys of the two kept
+        sets are the smallest of all rows, as the keys of both are uniform. Rows keep their stream order by
+        their index (the row's position in the source, which the chunks of one source number throughout)."""
+        self._compact()
+        other._compact()
+        frame = pd.concat([self._frames[0], other._frames[0]])
+        keys = np.concatenate([self._keys[0], other._keys[0]])
+        if len(keys) > self.capacity:
+            chosen = np.argpartition(keys, self.capacity - 1)[: self.capacity]
+            frame = frame.iloc[chosen]
+        return frame.sort_index(kind="stable").reset_index(drop=True)

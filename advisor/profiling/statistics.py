@@ -18,6 +18,10 @@ from advisor.task import TargetSummary
 
 # Distinct target values tracked while streaming; beyond this a target cannot be a classification target.
 MAX_TRACKED_VALUES = 10_000
+# Separators of a delimited label column, in the order that breaks a tie in how many values hold them.
+LABEL_SEPARATORS = ("|", ";", ",")
+# Distinct values split at once while counting label sets.
+LABEL_SLICE = 20_000
 # selection.md: an outlier lies beyond 3.5 robust scales; 1.4826 MAD estimates sigma for normal residuals.
 OUTLIER_CUTOFF = 3.5
 MAD_TO_SIGMA = 1.4826
@@ -44,6 +48,8 @@ class _TargetStats:
     # Written as floats ("151.0", a float64 array) without missing values to explain the float dtype.
     float_stored: bool = False
     counts: Counter | None = field(default_factory=Counter)  # None once there are too many values
+    # The values read as label sets, per candidate separator; None unless asked for (a single target).
+    label_sets: dict[str, _LabelCounts] | None = None
     _classes: list[tuple[Any, int]] | None = None
 
     def update(self, values: pd.Series, *, had_missing: bool = False) -> None:
@@ -57,6 +63,8 @@ class _TargetStats:
             Whether this chunk had missing targets, which alone turns integers into a float column.
         """
         kind, numbers = _target_values(values)
+        if self.label_sets is not None and any(c.labels is not None for c in self.label_sets.values()):
+            self._count_label_sets(values, numeric=kind != "text")
         self.all_bool &= kind == "bool"
         self.float_stored |= kind == "numeric" and _stored_as_float(values) and not had_missing
         if kind == "text":
@@ -69,6 +77,20 @@ class _TargetStats:
             self._count(numbers)
         self.rows += len(values)
         self._classes = None
+
+    def _count_label_sets(self, values: pd.Series, *, numeric: bool) -> None:
+        """Count the chunk's values as label sets, numbers too: a column read as numbers in one chunk may hold
+        "1|2" in the next."""
+        assert self.label_sets is not None
+        chunk_counts = values.value_counts(sort=False)
+        if numeric and len(chunk_counts) > MAX_TRACKED_VALUES:
+            # Numbers hold no separator: each distinct one is a label of its own, too many to track.
+            for counts in self.label_sets.values():
+                counts.labels = None
+            return
+        text = _label_text(chunk_counts.index.to_series())
+        for separator, counts in self.label_sets.items():
+            counts.update(text, chunk_counts.to_numpy(), separator)
 
     def _add_moments(self, numbers: np.ndarray) -> None:
         chunk_rows = len(numbers)
@@ -132,6 +154,71 @@ class _TargetStats:
     def is_zero_one(self) -> bool:
         classes = self.classes
         return self.all_numeric and classes is not None and {value for value, _ in classes} <= {0, 1}
+
+
+@dataclass
+class _LabelCounts:
+    """Exact counts of one target's values read as label sets split on one separator (chunk by chunk).
+
+    A value's labels are its parts split on the separator, stripped of surrounding spaces, blanks dropped and
+    repeats counted once: ``"cat| dog|cat"`` is the set {cat, dog}; a blank value is a row without labels.
+    """
+
+    with_separator: int = 0  # values that hold the separator
+    labels: Counter | None = field(default_factory=Counter)  # rows per label; None past MAX_TRACKED_VALUES
+    assigned: int = 0  # labels over every row (the sum of each row's label count)
+    blank: int = 0  # values without a label
+
+    def update(self, values: pd.Series, weights: np.ndarray, separator: str) -> None:
+        """Add distinct ``values`` (text) seen ``weights`` times each."""
+        # In slices, so that a column of IDs or free text stops being split soon after its labels overflow.
+        for start in range(0, len(values), LABEL_SLICE):
+            if self.labels is None:
+                return
+            end = start + LABEL_SLICE
+            self._add(values.iloc[start:end], weights[start:end], separator)
+
+    def _add(self, values: pd.Series, weights: np.ndarray, separator: str) -> None:
+        assert self.labels is not None
+        self.with_separator += int(weights[values.str.contains(separator, regex=False).to_numpy()].sum())
+        positions, labels = _label_pairs(values, separator)
+        pair_weights = weights[positions]
+        self.labels.update(dict(pd.Series(pair_weights).groupby(labels).sum().items()))
+        self.assigned += int(pair_weights.sum())
+        self.blank += int(weights.sum() - weights[np.unique(positions)].sum())
+        if len(self.labels) > MAX_TRACKED_VALUES:
+            self.labels = None
+
+
+def _label_pairs(values: pd.Series, separator: str) -> tuple[np.ndarray, np.ndarray]:
+    """(position, label) of each label of each value (see :class:`_LabelCounts`); positions index ``values``,
+    a missing value has no labels.
+
+    Parameters
+    ----------
+    values : Series of str
+    separator : str
+    """
+    parts = values.reset_index(drop=True).str.split(separator, regex=False).explode().str.strip()
+    parts = parts[parts.notna() & (parts != "")]
+    pairs = pd.DataFrame({"position": parts.index.to_numpy(), "label": parts.to_numpy(dtype=object)})
+    pairs = pairs.drop_duplicates()
+    return pairs["position"].to_numpy(dtype=np.int64), pairs["label"].to_numpy(dtype=object)
+
+
+def _label_text(values: pd.Series) -> pd.Series:
+    """Values as label text: strings as they are, whole numbers without a decimal point (``3.0`` is ``"3"``,
+    as class values are canonicalised); missing values stay missing."""
+    if pdtypes.is_string_dtype(values) and pdtypes.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return values
+    # As objects: a column of missing values alone would stay float, which the .str methods refuse.
+    return values.map(_label_of, na_action="ignore").astype(object)
+
+
+def _label_of(value: Any) -> str:
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _stored_as_float(values: pd.Series) -> bool:

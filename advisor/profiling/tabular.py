@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,16 @@ from advisor.profiling.inference import (
     _plan_heads,
 )
 from advisor.profiling.reading import CHUNK_CELLS, _BottomKSampler, _open_source, _resolve_targets, _Source
-from advisor.profiling.statistics import _count_note, _numeric_summary, _robust_residuals, _TargetStats
+from advisor.profiling.statistics import (
+    LABEL_SEPARATORS,
+    _count_note,
+    _label_pairs,
+    _label_text,
+    _LabelCounts,
+    _numeric_summary,
+    _robust_residuals,
+    _TargetStats,
+)
 from advisor.task import Head, TaskDescription
 
 # Rows of the robust quick fit: enough for stable residual statistics, small enough to take milliseconds.
@@ -40,34 +49,77 @@ class _Scan:
     rows_with_target: int
     missing_targets: pd.Series  # rows lacking each target
     missing_cells: pd.Series  # per column, over rows that have every target
+    sampler: _BottomKSampler  # what drew the sample
+    # Several targets: rows where every target is 0 (a multilabel head's rows without a label).
+    all_zero_rows: int
+    # One target: the rows lacking it, aside. Most heads drop them, but in a delimited label column a missing
+    # value is a row without labels (see _with_unlabelled_rows).
+    unlabelled: _BottomKSampler | None
+    unlabelled_missing_cells: pd.Series
 
 
-def _scan(source: _Source, targets: list[str], max_rows: int, rng: np.random.Generator) -> _Scan:
-    """One pass: exact target statistics and missing-cell counts over all rows, plus a uniform sample."""
+def _scan(
+    source: _Source, targets: list[str], max_rows: int, rng: np.random.Generator, separators: tuple[str, ...]
+) -> _Scan:
+    """One pass: exact target statistics and missing-cell counts over all rows, plus a uniform sample.
+
+    ``separators``: those a single target's values are split on as label sets while reading (which one, if any,
+    applies is decided after the last chunk).
+    """
     stats = {name: _TargetStats(name) for name in targets}
+    single = len(targets) == 1
+    if single:
+        stats[targets[0]].label_sets = {separator: _LabelCounts() for separator in separators}
     sampler = _BottomKSampler(max_rows, rng)
-    rows_read = rows_with_target = 0
+    # Its own stream of keys, spawned without drawing from rng: the sample of the rows with a target is the one
+    # it was before the rows without one were kept.
+    unlabelled = _BottomKSampler(max_rows, rng.spawn(1)[0]) if single else None
+    rows_read = rows_with_target = all_zero_rows = 0
     missing_targets = pd.Series(0, index=targets)
     missing_cells = pd.Series(0, index=source.columns)
+    unlabelled_missing_cells = pd.Series(0, index=source.columns)
     for chunk in source.chunks:
         rows_read += len(chunk)
         absent = chunk[targets].isna()
         missing_targets += absent.sum()
         has_targets = ~absent.any(axis=1)
         if not has_targets.all():
+            if unlabelled is not None:
+                unlabelled.offer(chunk[~has_targets])
+                unlabelled_missing_cells += chunk[~has_targets].isna().sum()
             chunk = chunk[has_targets]
         if chunk.empty:
             continue
         rows_with_target += len(chunk)
         for name in targets:
             stats[name].update(chunk[name], had_missing=bool(absent[name].any()))
+        if not single:
+            zeros = [np.asarray(chunk[name].to_numpy() == 0, dtype=bool) for name in targets]
+            all_zero_rows += int(np.logical_and.reduce(zeros).sum())
         missing_cells += chunk.isna().sum()
         sampler.offer(chunk)
     if rows_read == 0:
         raise _error("data", f"no data rows, only a header; columns are {_listing(source.columns)}")
     if rows_with_target == 0:
         raise _error("target", f"every row lacks a value for {_listing(targets)}")
-    return _Scan(stats, sampler.sample(), rows_read, rows_with_target, missing_targets, missing_cells)
+    return _Scan(
+        stats, sampler.sample(), rows_read, rows_with_target, missing_targets, missing_cells, sampler,
+        all_zero_rows, unlabelled, unlabelled_missing_cells,
+    )  # fmt: skip
+
+
+def _with_unlabelled_rows(scan: _Scan) -> _Scan:
+    """The scan of a delimited label column, where a missing value is a row without labels: every row counts,
+    and the sample is drawn from all of them."""
+    if scan.rows_read == scan.rows_with_target or scan.unlabelled is None:
+        return scan
+    return replace(
+        scan,
+        sample=scan.sampler.merged(scan.unlabelled),
+        rows_with_target=scan.rows_read,
+        missing_targets=scan.missing_targets * 0,
+        missing_cells=scan.missing_cells + scan.unlabelled_missing_cells,
+    )
 
 
 def _note_features(plan: _FeaturePlan, scan: _Scan, notes: list[str]) -> None:
@@ -132,9 +184,35 @@ def _class_head(plan: _HeadPlan, stats: _TargetStats) -> Head:
     )
 
 
-def _multilabel_head(plan: _HeadPlan, stats: dict[str, _TargetStats]) -> Head:
-    rates = [dict(stats[name].classes or []).get(1, 0) / stats[name].rows for name in plan.columns]
-    return Head(name=plan.name, type="multilabel", num_classes=len(plan.columns), positive_rates=rates)
+def _multilabel_head(plan: _HeadPlan, scan: _Scan) -> Head:
+    """A multilabel head of several 0/1 columns or of one delimited label column (its rows are every row)."""
+    if plan.separator is None:
+        rows = scan.rows_with_target
+        labels = list(plan.columns)
+        positives = [dict(scan.stats[name].classes or []).get(1, 0) for name in plan.columns]
+        without_label = scan.all_zero_rows
+    else:
+        counts = scan.stats[plan.name].label_sets[plan.separator]
+        rows = scan.rows_read
+        labels = sorted(counts.labels)
+        positives = [counts.labels[label] for label in labels]
+        without_label = counts.blank + rows - scan.stats[plan.name].rows  # blank or missing
+    return Head(
+        name=plan.name,
+        type="multilabel",
+        num_classes=len(labels),
+        class_labels=labels,
+        positive_rates=[count / rows for count in positives],
+        label_cardinality=sum(positives) / rows,
+        no_label_share=without_label / rows,
+    )
+
+
+def _cardinality_note(head: Head) -> str:
+    return (
+        f"Target {head.name!r}: {head.num_classes} labels, {head.label_cardinality:.3g} per row on average; "
+        f"{head.no_label_share:.1%} of rows have none."
+    )
 
 
 def _numeric_heads(
@@ -194,7 +272,13 @@ def encoded(run: TabularProfile) -> ProfiledData:
     sample = run.scan.sample
     targets = {}
     for plan, head in zip(run.plans, run.task.heads, strict=True):
-        if plan.type == "multilabel":
+        if plan.separator is not None:
+            index = {label: i for i, label in enumerate(head.class_labels or [])}
+            positions, labels = _label_pairs(_label_text(sample[plan.name]), plan.separator)
+            matrix = np.zeros((len(sample), len(index)), dtype=np.float32)
+            matrix[positions, [index[label] for label in labels]] = 1.0
+            targets[head.name] = matrix
+        elif plan.type == "multilabel":
             columns = [_as_numbers(sample[name]).to_numpy() for name in plan.columns]
             targets[head.name] = np.column_stack(columns).astype(np.float32)
         elif plan.type in ("regression", "count"):
@@ -225,6 +309,7 @@ def profile_table(
     max_rows: int,
     random_state: int | None,
     *,
+    label_separator: str | None = None,
     chunk_cells: int = CHUNK_CELLS,
 ) -> TabularProfile:
     """Profile tabular data (see :func:`advisor.profiling.profile` for the parameters and errors; the options
@@ -236,9 +321,14 @@ def profile_table(
     source = _open_source(data, target, chunk_cells=chunk_cells)
     targets = _resolve_targets(target, source, notes)
     rng = np.random.default_rng(random_state)
-    scan = _scan(source, targets, max_rows, rng)
+    separators = LABEL_SEPARATORS if label_separator is None else (label_separator,)
+    scan = _scan(source, targets, max_rows, rng, separators)
+    head_notes: list[str] = []
+    plans = _plan_heads(scan.stats, task, head_notes, label_separator)
+    if any(plan.separator is not None for plan in plans):
+        scan = _with_unlabelled_rows(scan)
     notes.extend(_row_notes(scan, max_rows))
-    plans = _plan_heads(scan.stats, task, notes)
+    notes.extend(head_notes)
     feature_columns = [name for name in source.columns if name not in targets]
     features = _plan_features(scan.sample, feature_columns, scan.rows_with_target, notes)
     _note_features(features, scan, notes)
@@ -256,7 +346,7 @@ def profile_table(
 def _profile(request: ProfileRequest) -> TabularProfile:
     return profile_table(
         request.data, request.target, request.task, request.max_rows, request.random_state,
-        chunk_cells=request.chunk_cells,
+        label_separator=request.label_separator, chunk_cells=request.chunk_cells,
     )  # fmt: skip
 
 
@@ -273,7 +363,9 @@ READER = DataReader(
 def _assemble_head(plan: _HeadPlan, scan: _Scan, numeric: dict[str, Head], notes: list[str]) -> Head:
     """The finished head of a plan: multilabel rates, the numeric head already fitted, or class counts."""
     if plan.type == "multilabel":
-        return _multilabel_head(plan, scan.stats)
+        head = _multilabel_head(plan, scan)
+        notes.append(_cardinality_note(head))
+        return head
     if plan.name in numeric:
         return numeric[plan.name]
     head = _class_head(plan, scan.stats[plan.name])

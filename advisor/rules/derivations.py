@@ -126,6 +126,8 @@ def median_frequency_weights(ctx: RuleContext, *, cap: float = 10.0) -> list[flo
     shares = ctx.head.foreground_shares
     if not shares:
         raise DerivationError(f"head {ctx.head.name!r} has no foreground shares")
+    if ctx.head.overlapping_classes:  # multi-label channels: no background class to put first
+        raise DerivationError(f"head {ctx.head.name!r} has overlapping classes and no background")
     frequencies = [max(1.0 - sum(shares), 0.0), *shares]
     median = statistics.median(frequencies)
     return _rounded([min(median / f, cap) if f > 0 else cap for f in frequencies])

@@ -79,6 +79,12 @@ class Facts(BaseModel):
     label_imbalance: float | None = Field(
         None, ge=0, description="Largest negatives / positives ratio over labels (multilabel)."
     )
+    label_cardinality: float | None = Field(
+        None,
+        ge=0,
+        description="Mean number of labels per row (multilabel): stated, or the sum of the positive rates.",
+    )
+    no_label_share: Share | None = Field(None, description="Share of rows without any label (multilabel).")
     min_foreground_share: Share | None = Field(
         None, description="Smallest foreground class share (segmentation)."
     )
@@ -100,6 +106,10 @@ class Facts(BaseModel):
         description=f"A foreground class has at least {THIN_BOUNDARY_SHARE:g} of its pixels on a boundary and "
         f"objects that are not small (median area at least {SMALL_OBJECT_SHARE:g} of the image, when known): "
         "lines or vessels a few pixels wide (segmentation).",
+    )
+    overlapping_classes: bool = Field(
+        description="Segmentation classes overlap (multi-label masks, one 0/1 channel per class, no background): "
+        "every loss must be a per-channel sigmoid on (N, K, H, W) targets; false for every other head."
     )
     sample_rate: int | None = Field(None, gt=0, description="Audio sample rate in Hz.")
     input_snr_db: float | None = Field(
@@ -139,6 +149,10 @@ def facts_for(task: TaskDescription, head: Head) -> Facts:
         expected = math.exp(-mean)
         excess_zeros = zero_share > 1.5 * expected and zero_share - expected > 0.05
     pvalue = summary.heteroscedasticity_pvalue if summary else None
+    # A multilabel head's mean labels per row is the sum of its positive rates when it does not state it.
+    cardinality = head.label_cardinality
+    if cardinality is None and rates:
+        cardinality = sum(rates)
     return Facts(
         head_type=head.type,
         metric=head.metric,
@@ -167,11 +181,14 @@ def facts_for(task: TaskDescription, head: Head) -> Facts:
         non_negative=None if not summary or summary.minimum is None else summary.minimum >= 0,
         min_positive_rate=min(rates) if rates else None,
         label_imbalance=max((1 - p) / max(p, 1e-12) for p in rates) if rates and max(rates) > 0 else None,
+        label_cardinality=cardinality,
+        no_label_share=head.no_label_share,
         min_foreground_share=min(head.foreground_shares) if head.foreground_shares else None,
         max_absent_share=max(head.absent_shares) if head.absent_shares else None,
         min_object_share=min(head.median_object_shares) if head.median_object_shares else None,
         max_boundary_share=max(head.boundary_shares) if head.boundary_shares else None,
         thin_structures=_thin_structures(head),
+        overlapping_classes=head.overlapping_classes,
         sample_rate=head.sample_rate,
         input_snr_db=head.input_snr_db,
     )

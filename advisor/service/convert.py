@@ -1,7 +1,7 @@
 """Conversions between the protobuf messages and the core's pydantic models (both directions).
 
-The service converts requests with :func:`task_from_proto`, :func:`options_from_proto` and
-:func:`dataset_head_type`, and answers with :func:`response_to_proto`, :func:`progress_to_proto` and
+The service converts requests with :func:`task_from_proto`, :func:`options_from_proto`,
+:func:`dataset_head_type` and :func:`dataset_label_separator`, and answers with :func:`response_to_proto`, :func:`progress_to_proto` and
 :func:`loss_entry_to_proto`; the Python client turns responses back with :func:`recommendation_from_proto`.
 
 Closed sets travel twice, as an enum (``HeadType head_type``) and as the deprecated string beside it (``type``);
@@ -281,6 +281,27 @@ def dataset_head_type(dataset: pb.Dataset) -> str:
     return head_type or ""
 
 
+def dataset_label_separator(dataset: pb.Dataset, head_type: str) -> str | None:
+    """The separator of a delimited label column a dataset request sets, or None (the profiler sniffs it);
+    :class:`RequestError` naming ``dataset.label_separator`` for a value the profiler refuses, beside a
+    ``head_type`` other than multilabel, or with npz content (arrays hold no label column)."""
+    if not dataset.HasField("label_separator"):
+        return None
+    if dataset.WhichOneof("content") == "npz":
+        raise RequestError(FieldViolation("dataset.label_separator", "splits a table's label column; an npz "
+                                          "holds arrays (images and masks, or audio clips)"))  # fmt: skip
+    # The profiler's own check, here so that a bad value is refused before any work starts.
+    from advisor.profiling.common import check_label_separator
+
+    try:
+        check_label_separator(dataset.label_separator, head_type or None)
+    except AdvisorError as exc:
+        raise RequestError(
+            [FieldViolation(f"dataset.{v.field}", v.description) for v in exc.violations]
+        ) from None
+    return dataset.label_separator
+
+
 # ---------------------------------------------------------------------------------------------- responses
 
 
@@ -337,6 +358,7 @@ def _evidence(evidence: Any) -> pb.Evidence | None:
         protocols=protocols,
         repeats=evidence.repeats,
         per_head=per_head,
+        per_class=[pb.ClassScores(values=values or []) for values in evidence.per_class or []],
         **_present(
             mean=evidence.mean, std=evidence.std, ci_low=evidence.ci_low, ci_high=evidence.ci_high,
             dropped_after=evidence.dropped_after,
@@ -377,6 +399,7 @@ def _candidate(candidate: Any) -> pb.Candidate:
         score=candidate.score,
         tie_group=candidate.tie_group,
         rule_id=candidate.rule_id,
+        also_proposed_by=candidate.also_proposed_by,
         title=candidate.title,
         rationale=candidate.rationale,
         references=candidate.references,
@@ -545,6 +568,8 @@ def _candidate_from_proto(message: pb.Candidate) -> dict[str, Any]:
              "share": s.share if s.HasField("share") else None}
             for s in message.evidence.per_head
         ] or None  # fmt: skip
+        # A repeat without per-class values travels as an empty list.
+        evidence["per_class"] = [list(s.values) or None for s in message.evidence.per_class] or None
     data["summary"] = message.summary or None
     return data
 

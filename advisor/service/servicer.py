@@ -38,6 +38,7 @@ from advisor.service import npz, status, worker
 from advisor.service.convert import (
     DATASET_LIMIT_BYTES,
     dataset_head_type,
+    dataset_label_separator,
     loss_entry_to_proto,
     option_field,
     options_from_proto,
@@ -235,6 +236,7 @@ class LossAdvisorServicer:
             await status.invalid(context, [violation], "DATASET_TOO_LARGE")
         try:
             task_type = dataset_head_type(dataset)
+            label_separator = dataset_label_separator(dataset, task_type)
         except AdvisorError as exc:
             await status.invalid(context, exc.violations, "INVALID_DATASET")
         targets = list(dataset.target_columns)
@@ -242,6 +244,7 @@ class LossAdvisorServicer:
             kind: content,
             "target": targets[0] if len(targets) == 1 else targets,
             "task_type": task_type,
+            "label_separator": label_separator,
         }
         sample_rate = dataset.sample_rate if dataset.HasField("sample_rate") else None
         if kind == "npz":

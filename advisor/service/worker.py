@@ -68,7 +68,8 @@ def run(payload: dict[str, Any], cancel: Any, progress: Any) -> dict[str, Any]:
         if dataset is not None:
             source: Any = _source(dataset)
             extra = {"target": dataset.get("target") or None, "task": dataset.get("task_type") or None,
-                     "sample_rate": dataset.get("sample_rate")}  # fmt: skip
+                     "sample_rate": dataset.get("sample_rate"),
+                     "label_separator": dataset.get("label_separator")}  # fmt: skip
         else:
             source, extra = payload["task"], {}
         # options["cache"] is the server's cache file (or False): recommend() opens it here, in this process,

@@ -27,7 +27,10 @@ SIGMOID_LOSSES = {name for name, family in LOSS_FAMILIES.items() if family == "s
 class Adapter:
     """Output layout of one (head, loss) pair."""
 
-    kind: str  # softmax | sigmoid | point | mean_log_var | quantiles | log_rate | rate | distribution | dense | wave
+    # softmax | sigmoid | point | mean_log_var | quantiles | log_rate | rate | distribution | dense | channels | wave;
+    # channels: one sigmoid per output channel of a dense head whose classes overlap (multi-label masks), its
+    # targets 0/1 channels shaped like the output (never a loss family's layout, which is tabular).
+    kind: str
     out_dim: int
     log_probs_input: bool = False  # the loss takes log_softmax(output) (nll, kl_div with log_probs)
     quantiles: tuple[float, ...] = ()
@@ -54,7 +57,7 @@ class Adapter:
         """Predictions from raw output: 'proba' (classes), 'value' (+ 'variance' / 'quantiles'), 'mask', 'wave'."""
         if self.kind == "softmax":
             return {"proba": output.softmax(1)}
-        if self.kind == "sigmoid":
+        if self.kind in ("sigmoid", "channels"):
             return {"proba": torch.sigmoid(output)}
         if self.kind == "distribution":
             return {"proba": output.softmax(1)}

@@ -142,6 +142,8 @@ class _Record:
 
     values: dict[str, dict[int, float | None]]  # protocol -> repeat -> score-row value
     epochs: dict[str, dict[int, int | None]]
+    # protocol -> repeat -> score-row value of each class (metrics with a per-class form, plain members only)
+    per_class: dict[str, dict[int, list[float]]] = field(default_factory=dict)
     curves: dict[int, list[float]] = field(default_factory=dict)
     parameters: list[float] = field(default_factory=list)
     diverged: int = 0
@@ -151,16 +153,24 @@ class _Record:
     def repeats(self) -> list[int]:
         return sorted(next(iter(self.values.values())))
 
+    def _worst(self, repeat: int, higher: bool) -> str | None:
+        """The protocol whose value is the repeat's ranking value (the first of equal ones); None when any
+        protocol has none."""
+        values = {name: by_repeat[repeat] for name, by_repeat in self.values.items()}
+        if any(v is None or not math.isfinite(v) for v in values.values()):
+            return None
+        return (min if higher else max)(values, key=lambda name: values[name])
+
     def aggregate(self, higher: bool) -> list[float]:
         """Per repeat, the worst protocol's value (NaN when any protocol has none)."""
-        found = []
-        for repeat in self.repeats:
-            values = [by_repeat[repeat] for by_repeat in self.values.values()]
-            if any(v is None or not math.isfinite(v) for v in values):
-                found.append(math.nan)
-            else:
-                found.append(min(values) if higher else max(values))
-        return found
+        worst = [(repeat, self._worst(repeat, higher)) for repeat in self.repeats]
+        return [math.nan if name is None else self.values[name][repeat] for repeat, name in worst]
+
+    def classes(self, higher: bool) -> list[list[float] | None]:
+        """Per repeat, the per-class values read with the ranking value: the worst protocol's, on the same
+        score rows at the same epoch (None where that repeat has no ranking value or no per-class values)."""
+        worst = [(repeat, self._worst(repeat, higher)) for repeat in self.repeats]
+        return [None if name is None else self.per_class.get(name, {}).get(repeat) for repeat, name in worst]
 
 
 class _HeadTrials:
@@ -243,7 +253,11 @@ class _HeadTrials:
                     value, parameter = recipe.run(inputs)
                     record.parameters.append(round(parameter, 4))
                 else:  # no recipe, or one that does not fit this output: the plain member's value
-                    value = self.score(adapter.predict(choice.output[splits.tune_rows :]), y_score)
+                    predictions = adapter.predict(choice.output[splits.tune_rows :])
+                    value = self.score(predictions, y_score)
+                    classes = metrics.score_per_class(self.metric, predictions, y_score)
+                    if classes is not None:
+                        record.per_class.setdefault(protocol.name, {})[run.repeat] = classes
             record.values[protocol.name][run.repeat] = (
                 value if value is None or math.isfinite(value) else None
             )
@@ -293,6 +307,7 @@ class _HeadTrials:
             diverged_repeats=record.diverged,
             curves=[record.curves[r] for r in record.repeats],
             post_hoc_values=record.parameters if self.candidates[index].post_hoc else None,
+            per_class=record.classes(self.higher) if metrics.PER_CLASS.get(self.metric) else None,
         )
 
 

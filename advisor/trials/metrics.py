@@ -139,32 +139,34 @@ def _deviance(predictions: Predictions, target: Tensor, power: float) -> float:
     return float(2 * np.mean(deviance))
 
 
-def _masks(predictions: Predictions) -> np.ndarray:
-    proba = _np(predictions["proba"])
-    return (proba[:, 0] > 0.5).astype(int) if proba.shape[1] == 1 else proba.argmax(1)
+def _class_masks(predictions: Predictions, target: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted and true masks (N, classes, pixels) of every scored class.
+
+    A target shaped like the probabilities is (N, K, H, W) 0/1 channels of overlapping classes: every channel is
+    a foreground class, predicted where its own probability exceeds 0.5. Class indices (N, H, W) score the
+    foreground classes 1..C-1, C the output channels (2 for one sigmoid channel), predicted by argmax (one
+    channel: p > 0.5).
+    """
+    proba, truth = _np(predictions["proba"]), _np(target)
+    n = len(truth)
+    if truth.shape == proba.shape:
+        return (proba > 0.5).reshape(n, proba.shape[1], -1), (truth > 0.5).reshape(n, truth.shape[1], -1)
+    predicted = (proba[:, 0] > 0.5).astype(int) if proba.shape[1] == 1 else proba.argmax(1)
+    classes = np.arange(1, max(proba.shape[1], 2))[None, :, None]
+    return predicted.reshape(n, 1, -1) == classes, truth.astype(int).reshape(n, 1, -1) == classes
 
 
 def overlap_per_class(predictions: Predictions, target: Tensor, *, jaccard: bool) -> np.ndarray:
-    """Dice (or IoU) of each foreground class 1..C-1, averaged over the images.
+    """Dice (or IoU) of each scored class, averaged over the images: the foreground classes 1..C-1 of class-index
+    targets (C the output channels), or every channel of overlapping (N, K, H, W) targets (:func:`_class_masks`).
 
     Per image and class: 2|P & T| / (|P| + |T|) (IoU: |P & T| / |P | T|), 1 when the class is absent from both
-    the prediction and the target. C is one more than the largest class predicted or present (at least 2).
-    The head's ``dice`` / ``iou`` metric is the mean of these values.
+    the prediction and the target. The head's ``dice`` / ``iou`` metric is the mean of these values.
     """
-    predicted, truth = _masks(predictions), _np(target).astype(int)
-    predicted, truth = predicted.reshape(len(truth), -1), truth.reshape(len(truth), -1)
-    scores = []
-    for c in range(1, max(int(truth.max()), int(predicted.max()), 1) + 1):
-        p, t = predicted == c, truth == c
-        inter, total = np.logical_and(p, t).sum(1), p.sum(1) + t.sum(1)
-        overlap = inter / np.maximum(total - inter, 1) if jaccard else 2 * inter / np.maximum(total, 1)
-        scores.append(np.where(total == 0, 1.0, overlap).mean())
-    return np.asarray(scores)
-
-
-def _overlap(predictions: Predictions, target: Tensor, jaccard: bool) -> float:
-    """Mean per-image, per-foreground-class Dice (or IoU): the mean of :func:`overlap_per_class`."""
-    return float(np.mean(overlap_per_class(predictions, target, jaccard=jaccard)))
+    predicted, truth = _class_masks(predictions, target)
+    inter, total = (predicted & truth).sum(2), predicted.sum(2) + truth.sum(2)
+    overlap = inter / np.maximum(total - inter, 1) if jaccard else 2 * inter / np.maximum(total, 1)
+    return np.where(total == 0, 1.0, overlap).mean(0)
 
 
 def _si_sdr(predictions: Predictions, target: Tensor) -> float:
@@ -257,6 +259,12 @@ def _binary_roc_auc(y: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
+# Metrics that are the mean of per-class values: the values of each class, in class order.
+PER_CLASS: dict[str, Callable[[Predictions, Tensor], np.ndarray]] = {
+    "dice": lambda p, y: overlap_per_class(p, y, jaccard=False),
+    "iou": lambda p, y: overlap_per_class(p, y, jaccard=True),
+}
+
 METRICS: dict[str, Callable[[Predictions, Tensor], float]] = {
     "accuracy": lambda p, y: float(np.mean(_labels(p) == _np(y))),
     "balanced_accuracy": _balanced_accuracy,
@@ -270,8 +278,10 @@ METRICS: dict[str, Callable[[Predictions, Tensor], float]] = {
     "nll": _gaussian_nll,
     "pinball": _pinball,
     "map": _map,
-    "dice": lambda p, y: _overlap(p, y, jaccard=False),
-    "iou": lambda p, y: _overlap(p, y, jaccard=True),
+    **{  # dice and iou: the mean of their per-class values (the default argument binds each one's function)
+        name: lambda p, y, by_class=by_class: float(np.mean(by_class(p, y)))
+        for name, by_class in PER_CLASS.items()
+    },
     "si_sdr": _si_sdr,
     "snr": _snr,
     "esr": _esr,
@@ -291,3 +301,12 @@ def score(
         if metric in DEVIANCE_METRICS:
             return _deviance(predictions, target, deviance_power(metric, tweedie_power))
         return METRICS[metric](predictions, target)
+
+
+def score_per_class(metric: str, predictions: Predictions, target: Tensor) -> list[float] | None:
+    """The per-class values whose mean is ``metric`` (:data:`PER_CLASS`: Dice and IoU), None for the others."""
+    by_class = PER_CLASS.get(metric)
+    if by_class is None:
+        return None
+    with torch.no_grad():
+        return [float(v) for v in by_class(predictions, target)]

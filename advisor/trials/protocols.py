@@ -46,13 +46,16 @@ class Protocol:
         return f"early stopping with patience {self.patience} (at most {epochs} epochs)"
 
 
-DEFAULT_PROTOCOLS = (Protocol("early_stopping", DEFAULT_PATIENCE), Protocol("best_epoch", None))
+BEST_EPOCH = Protocol("best_epoch", None)
+DEFAULT_PROTOCOLS = (Protocol("early_stopping", DEFAULT_PATIENCE), BEST_EPOCH)
 
 
-def protocols_for(training: Training | None) -> tuple[Protocol, ...]:
+def protocols_for(training: Training | None, *, early_stopping: bool = True) -> tuple[Protocol, ...]:
     """The stated protocol alone when the user says when they stop (a patience or an epoch budget; without a
     patience, the best tune epoch of that budget), else the defaults: early stopping, and the best epoch of
-    the full budget. A stated learning rate or batch size applies to every protocol."""
+    the full budget; the best epoch alone for a head type people do not stop early (``early_stopping`` False,
+    :attr:`advisor.heads.HeadKind.early_stopping`). A stated learning rate or batch size applies to every
+    protocol."""
     if training is None or (training.epochs is None and training.early_stopping_patience is None):
-        return DEFAULT_PROTOCOLS
+        return DEFAULT_PROTOCOLS if early_stopping else (BEST_EPOCH,)
     return (Protocol("stated", training.early_stopping_patience),)

@@ -168,7 +168,7 @@ class TaskDescription(_message.Message):
     def __init__(self, heads: _Optional[_Iterable[_Union[Head, _Mapping]]] = ..., n_samples: _Optional[int] = ..., n_features: _Optional[int] = ..., source: _Optional[str] = ..., task_source: _Optional[_Union[TaskSource, str]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Head(_message.Message):
-    __slots__ = ("name", "type", "head_type", "num_classes", "class_histogram", "class_labels", "positive_rates", "target", "foreground_shares", "absent_shares", "median_object_shares", "boundary_shares", "sample_rate", "median_duration", "rms_dbfs", "input_snr_db", "spectral_centroid_hz", "spectral_bandwidth_hz", "metric", "eval_metric", "label_noise", "calibration_needed", "intervals_needed", "outputs_log_probs", "tweedie_power")
+    __slots__ = ("name", "type", "head_type", "num_classes", "class_histogram", "class_labels", "positive_rates", "label_cardinality", "no_label_share", "target", "foreground_shares", "absent_shares", "median_object_shares", "boundary_shares", "overlapping_classes", "sample_rate", "median_duration", "rms_dbfs", "input_snr_db", "spectral_centroid_hz", "spectral_bandwidth_hz", "metric", "eval_metric", "label_noise", "calibration_needed", "intervals_needed", "outputs_log_probs", "tweedie_power")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     HEAD_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -176,11 +176,14 @@ class Head(_message.Message):
     CLASS_HISTOGRAM_FIELD_NUMBER: _ClassVar[int]
     CLASS_LABELS_FIELD_NUMBER: _ClassVar[int]
     POSITIVE_RATES_FIELD_NUMBER: _ClassVar[int]
+    LABEL_CARDINALITY_FIELD_NUMBER: _ClassVar[int]
+    NO_LABEL_SHARE_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     FOREGROUND_SHARES_FIELD_NUMBER: _ClassVar[int]
     ABSENT_SHARES_FIELD_NUMBER: _ClassVar[int]
     MEDIAN_OBJECT_SHARES_FIELD_NUMBER: _ClassVar[int]
     BOUNDARY_SHARES_FIELD_NUMBER: _ClassVar[int]
+    OVERLAPPING_CLASSES_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
     MEDIAN_DURATION_FIELD_NUMBER: _ClassVar[int]
     RMS_DBFS_FIELD_NUMBER: _ClassVar[int]
@@ -201,11 +204,14 @@ class Head(_message.Message):
     class_histogram: _containers.RepeatedScalarFieldContainer[int]
     class_labels: _containers.RepeatedScalarFieldContainer[str]
     positive_rates: _containers.RepeatedScalarFieldContainer[float]
+    label_cardinality: float
+    no_label_share: float
     target: TargetSummary
     foreground_shares: _containers.RepeatedScalarFieldContainer[float]
     absent_shares: _containers.RepeatedScalarFieldContainer[float]
     median_object_shares: _containers.RepeatedScalarFieldContainer[float]
     boundary_shares: _containers.RepeatedScalarFieldContainer[float]
+    overlapping_classes: bool
     sample_rate: int
     median_duration: _duration_pb2.Duration
     rms_dbfs: float
@@ -219,7 +225,7 @@ class Head(_message.Message):
     intervals_needed: bool
     outputs_log_probs: bool
     tweedie_power: float
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., head_type: _Optional[_Union[HeadType, str]] = ..., num_classes: _Optional[int] = ..., class_histogram: _Optional[_Iterable[int]] = ..., class_labels: _Optional[_Iterable[str]] = ..., positive_rates: _Optional[_Iterable[float]] = ..., target: _Optional[_Union[TargetSummary, _Mapping]] = ..., foreground_shares: _Optional[_Iterable[float]] = ..., absent_shares: _Optional[_Iterable[float]] = ..., median_object_shares: _Optional[_Iterable[float]] = ..., boundary_shares: _Optional[_Iterable[float]] = ..., sample_rate: _Optional[int] = ..., median_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., rms_dbfs: _Optional[float] = ..., input_snr_db: _Optional[float] = ..., spectral_centroid_hz: _Optional[float] = ..., spectral_bandwidth_hz: _Optional[float] = ..., metric: _Optional[str] = ..., eval_metric: _Optional[_Union[Metric, str]] = ..., label_noise: _Optional[_Union[LabelNoise, _Mapping]] = ..., calibration_needed: _Optional[bool] = ..., intervals_needed: _Optional[bool] = ..., outputs_log_probs: _Optional[bool] = ..., tweedie_power: _Optional[float] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., head_type: _Optional[_Union[HeadType, str]] = ..., num_classes: _Optional[int] = ..., class_histogram: _Optional[_Iterable[int]] = ..., class_labels: _Optional[_Iterable[str]] = ..., positive_rates: _Optional[_Iterable[float]] = ..., label_cardinality: _Optional[float] = ..., no_label_share: _Optional[float] = ..., target: _Optional[_Union[TargetSummary, _Mapping]] = ..., foreground_shares: _Optional[_Iterable[float]] = ..., absent_shares: _Optional[_Iterable[float]] = ..., median_object_shares: _Optional[_Iterable[float]] = ..., boundary_shares: _Optional[_Iterable[float]] = ..., overlapping_classes: _Optional[bool] = ..., sample_rate: _Optional[int] = ..., median_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., rms_dbfs: _Optional[float] = ..., input_snr_db: _Optional[float] = ..., spectral_centroid_hz: _Optional[float] = ..., spectral_bandwidth_hz: _Optional[float] = ..., metric: _Optional[str] = ..., eval_metric: _Optional[_Union[Metric, str]] = ..., label_noise: _Optional[_Union[LabelNoise, _Mapping]] = ..., calibration_needed: _Optional[bool] = ..., intervals_needed: _Optional[bool] = ..., outputs_log_probs: _Optional[bool] = ..., tweedie_power: _Optional[float] = ...) -> None: ...
 
 class TargetSummary(_message.Message):
     __slots__ = ("mean", "variance", "minimum", "maximum", "zero_share", "outlier_fraction", "robust_scale", "heteroscedasticity_pvalue")
@@ -250,7 +256,7 @@ class LabelNoise(_message.Message):
     def __init__(self, rate: _Optional[float] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class Dataset(_message.Message):
-    __slots__ = ("csv", "arrow_ipc", "npz", "target_columns", "task_type", "head_type", "sample_rate")
+    __slots__ = ("csv", "arrow_ipc", "npz", "target_columns", "task_type", "head_type", "sample_rate", "label_separator")
     CSV_FIELD_NUMBER: _ClassVar[int]
     ARROW_IPC_FIELD_NUMBER: _ClassVar[int]
     NPZ_FIELD_NUMBER: _ClassVar[int]
@@ -258,6 +264,7 @@ class Dataset(_message.Message):
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
     HEAD_TYPE_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    LABEL_SEPARATOR_FIELD_NUMBER: _ClassVar[int]
     csv: bytes
     arrow_ipc: bytes
     npz: bytes
@@ -265,7 +272,8 @@ class Dataset(_message.Message):
     task_type: str
     head_type: HeadType
     sample_rate: int
-    def __init__(self, csv: _Optional[bytes] = ..., arrow_ipc: _Optional[bytes] = ..., npz: _Optional[bytes] = ..., target_columns: _Optional[_Iterable[str]] = ..., task_type: _Optional[str] = ..., head_type: _Optional[_Union[HeadType, str]] = ..., sample_rate: _Optional[int] = ...) -> None: ...
+    label_separator: str
+    def __init__(self, csv: _Optional[bytes] = ..., arrow_ipc: _Optional[bytes] = ..., npz: _Optional[bytes] = ..., target_columns: _Optional[_Iterable[str]] = ..., task_type: _Optional[str] = ..., head_type: _Optional[_Union[HeadType, str]] = ..., sample_rate: _Optional[int] = ..., label_separator: _Optional[str] = ...) -> None: ...
 
 class Options(_message.Message):
     __slots__ = ("budget_s", "budget", "repeats", "epochs", "max_rows", "trials", "device", "metric", "eval_metric", "training", "race", "cache")
@@ -450,7 +458,7 @@ class HeadResult(_message.Message):
     def __init__(self, head: _Optional[str] = ..., type: _Optional[str] = ..., head_type: _Optional[_Union[HeadType, str]] = ..., metric: _Optional[str] = ..., eval_metric: _Optional[_Union[Metric, str]] = ..., higher_is_better: _Optional[bool] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., verdict: _Optional[str] = ..., caveats: _Optional[_Iterable[str]] = ..., explanation: _Optional[str] = ..., evidence_source: _Optional[str] = ..., evidence_basis: _Optional[_Union[EvidenceSource, str]] = ..., stopped_by: _Optional[str] = ..., stop_reason: _Optional[_Union[StopReason, str]] = ..., epochs_completed: _Optional[int] = ..., trial_seconds: _Optional[float] = ..., trial_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., train_rows: _Optional[int] = ..., score_rows: _Optional[int] = ..., repeats: _Optional[int] = ..., protocols: _Optional[_Iterable[str]] = ..., member_epochs: _Optional[int] = ..., cut_short: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Candidate(_message.Message):
-    __slots__ = ("rank", "head", "spec_json", "spec", "post_hoc", "prior", "score", "tie_group", "rule_id", "title", "rationale", "references", "evidence", "summary")
+    __slots__ = ("rank", "head", "spec_json", "spec", "post_hoc", "prior", "score", "tie_group", "rule_id", "title", "rationale", "references", "evidence", "summary", "also_proposed_by")
     RANK_FIELD_NUMBER: _ClassVar[int]
     HEAD_FIELD_NUMBER: _ClassVar[int]
     SPEC_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -465,6 +473,7 @@ class Candidate(_message.Message):
     REFERENCES_FIELD_NUMBER: _ClassVar[int]
     EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    ALSO_PROPOSED_BY_FIELD_NUMBER: _ClassVar[int]
     rank: int
     head: str
     spec_json: str
@@ -479,7 +488,8 @@ class Candidate(_message.Message):
     references: _containers.RepeatedScalarFieldContainer[str]
     evidence: Evidence
     summary: str
-    def __init__(self, rank: _Optional[int] = ..., head: _Optional[str] = ..., spec_json: _Optional[str] = ..., spec: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., post_hoc: _Optional[_Union[PostHoc, _Mapping]] = ..., prior: _Optional[float] = ..., score: _Optional[float] = ..., tie_group: _Optional[int] = ..., rule_id: _Optional[str] = ..., title: _Optional[str] = ..., rationale: _Optional[str] = ..., references: _Optional[_Iterable[str]] = ..., evidence: _Optional[_Union[Evidence, _Mapping]] = ..., summary: _Optional[str] = ...) -> None: ...
+    also_proposed_by: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, rank: _Optional[int] = ..., head: _Optional[str] = ..., spec_json: _Optional[str] = ..., spec: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., post_hoc: _Optional[_Union[PostHoc, _Mapping]] = ..., prior: _Optional[float] = ..., score: _Optional[float] = ..., tie_group: _Optional[int] = ..., rule_id: _Optional[str] = ..., title: _Optional[str] = ..., rationale: _Optional[str] = ..., references: _Optional[_Iterable[str]] = ..., evidence: _Optional[_Union[Evidence, _Mapping]] = ..., summary: _Optional[str] = ..., also_proposed_by: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PostHoc(_message.Message):
     __slots__ = ("kind", "recipe_kind", "tau", "threshold", "temperature", "class_priors", "activation", "description")
@@ -502,7 +512,7 @@ class PostHoc(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., recipe_kind: _Optional[_Union[RecipeKind, str]] = ..., tau: _Optional[float] = ..., threshold: _Optional[float] = ..., temperature: _Optional[float] = ..., class_priors: _Optional[_Iterable[float]] = ..., activation: _Optional[_Union[Activation, str]] = ..., description: _Optional[str] = ...) -> None: ...
 
 class Evidence(_message.Message):
-    __slots__ = ("metric", "eval_metric", "per_repeat", "mean", "std", "ci_low", "ci_high", "diverged_repeats", "curves", "post_hoc_values", "protocols", "repeats", "dropped_after", "per_head")
+    __slots__ = ("metric", "eval_metric", "per_repeat", "mean", "std", "ci_low", "ci_high", "diverged_repeats", "curves", "post_hoc_values", "protocols", "repeats", "dropped_after", "per_head", "per_class")
     METRIC_FIELD_NUMBER: _ClassVar[int]
     EVAL_METRIC_FIELD_NUMBER: _ClassVar[int]
     PER_REPEAT_FIELD_NUMBER: _ClassVar[int]
@@ -517,6 +527,7 @@ class Evidence(_message.Message):
     REPEATS_FIELD_NUMBER: _ClassVar[int]
     DROPPED_AFTER_FIELD_NUMBER: _ClassVar[int]
     PER_HEAD_FIELD_NUMBER: _ClassVar[int]
+    PER_CLASS_FIELD_NUMBER: _ClassVar[int]
     metric: str
     eval_metric: Metric
     per_repeat: _containers.RepeatedScalarFieldContainer[float]
@@ -531,7 +542,14 @@ class Evidence(_message.Message):
     repeats: int
     dropped_after: int
     per_head: _containers.RepeatedCompositeFieldContainer[HeadShare]
-    def __init__(self, metric: _Optional[str] = ..., eval_metric: _Optional[_Union[Metric, str]] = ..., per_repeat: _Optional[_Iterable[float]] = ..., mean: _Optional[float] = ..., std: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., diverged_repeats: _Optional[int] = ..., curves: _Optional[_Iterable[_Union[Curve, _Mapping]]] = ..., post_hoc_values: _Optional[_Iterable[float]] = ..., protocols: _Optional[_Iterable[_Union[ProtocolEvidence, _Mapping]]] = ..., repeats: _Optional[int] = ..., dropped_after: _Optional[int] = ..., per_head: _Optional[_Iterable[_Union[HeadShare, _Mapping]]] = ...) -> None: ...
+    per_class: _containers.RepeatedCompositeFieldContainer[ClassScores]
+    def __init__(self, metric: _Optional[str] = ..., eval_metric: _Optional[_Union[Metric, str]] = ..., per_repeat: _Optional[_Iterable[float]] = ..., mean: _Optional[float] = ..., std: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ..., diverged_repeats: _Optional[int] = ..., curves: _Optional[_Iterable[_Union[Curve, _Mapping]]] = ..., post_hoc_values: _Optional[_Iterable[float]] = ..., protocols: _Optional[_Iterable[_Union[ProtocolEvidence, _Mapping]]] = ..., repeats: _Optional[int] = ..., dropped_after: _Optional[int] = ..., per_head: _Optional[_Iterable[_Union[HeadShare, _Mapping]]] = ..., per_class: _Optional[_Iterable[_Union[ClassScores, _Mapping]]] = ...) -> None: ...
+
+class ClassScores(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class HeadShare(_message.Message):
     __slots__ = ("head", "eval_metric", "higher_is_better", "per_repeat", "mean", "share")
