@@ -459,10 +459,10 @@ def _data_section(rec: Recommendation, data: Any, sample_rate: int | None) -> st
     profiler read."""
     if data is None or rec.task.source != "data":
         return ""
-    head = next((h for h in rec.task.heads if h.type in ("segmentation", "audio")), None)
+    head = next((h for h in rec.task.heads if h.kind.dense), None)
     if head is None:
         return ""
-    samples = _image_samples(data, head) if head.type == "segmentation" else _audio_samples(data, sample_rate)
+    samples = _image_samples(data, head) if head.kind.layout == "image" else _audio_samples(data, sample_rate)
     return "<h2>Your data</h2>" + samples
 
 
@@ -537,6 +537,9 @@ def _metric_cell(candidate: RankedCandidate, digits: int) -> str:
     if e.dropped_after:
         repeats += f", raced out after {e.dropped_after}"
     detail = ", ".join(part for part in (repeats, ci) if part)
+    # The same rows, epoch and protocol as the mean, which averages them.
+    if (by_class := e.per_class_mean) is not None:
+        detail += "; per class: " + ", ".join(f"{v:.{digits}f}" for v in by_class)
     return f'<td class="num key">{_t(f"{e.mean:.{digits}f}" + spread)}<br><span class="muted small">{_t(detail)}</span></td>'
 
 

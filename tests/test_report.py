@@ -504,3 +504,15 @@ def test_cli_report_shows_the_data_it_profiled(segmentation_folders, tmp_path):
     assert done.exit_code == 0, done.output
     section = _data_section(report.read_text(encoding="utf-8"))
     assert section is not None and len(_png_images(section)) == 4
+
+
+def test_dice_candidates_show_their_per_class_means_beside_the_metric():
+    task = {"heads": [{"type": "segmentation", "num_classes": 3, "foreground_shares": [0.2, 0.05]}]}
+    rec = recommend(task, epochs=1, repeats=2, race=False, cache=False)
+    page = render_report(rec, charts=False)
+    for candidate in rec.heads[0].candidates:
+        rows = [values for values in candidate.evidence.per_class if values is not None]
+        assert rows and all(len(values) == 2 for values in rows)  # classes 1 and 2
+        means = [sum(column) / len(rows) for column in zip(*rows, strict=True)]
+        digits = head_decimals(rec.heads[0].candidates)
+        assert "per class: " + ", ".join(f"{v:.{digits}f}" for v in means) in page
