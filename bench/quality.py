@@ -12,8 +12,9 @@ For every dataset of ``bench/datasets.py`` (metric fixed in advance):
    computes what separate models would, to float rounding), AdamW (lr 1e-3, weight decay 1e-4), batches of 64
    rows (n_train // 10 when smaller, at least 16), 150 epochs, on 5 fresh stratified 60/20/20 splits. Two
    protocols come from the same run: (a) early stopping on the validation metric with patience 15, restoring
-   the best epoch; (b) the best validation epoch of all 150. The metric is scikit-learn's on the test rows;
-   post-hoc recipes are tuned on the validation rows at the epoch the plain validation metric chose. Results
+   the best epoch; (b) the best validation epoch of all 150; (c) the last epoch, 150, with no epoch chosen
+   (a fixed budget, as many people train). The metric is scikit-learn's on the test rows; post-hoc recipes
+   are tuned on the validation rows at the epoch the plain validation metric chose (under (c), the last). Results
    are cached per (dataset, entry, split, protocol settings) under ``bench/truth_cache/``;
 3. scores per protocol: the tie set (entries whose paired-bootstrap 95% interval of the difference to the best
    includes 0), hit@1, hit@3 and normalised regret (best - pick) / (best - worst), beside constant policies
@@ -69,7 +70,7 @@ QUICK_SPLITS = 2
 QUICK = ("breast_cancer", "wine", "diabetes", "biochemists")
 # Everything that decides a ground-truth result; part of every cache key.
 PROTOCOL = {
-    "version": 1,
+    "version": 2,  # 2: protocol (c) recorded
     "hidden": [64, 64],
     "optimizer": "adamw",
     "lr": 1e-3,
@@ -79,7 +80,7 @@ PROTOCOL = {
     "patience": 15,
     "tau_grid": [0.0, 2.0, 21],
 }
-PROTOCOLS = ("a: early stopping (patience 15)", "b: best epoch of 150")
+PROTOCOLS = ("a: early stopping (patience 15)", "b: best epoch of 150", "c: last epoch of 150")
 CACHE_DIR = Path(__file__).parent / "truth_cache"
 BOOTSTRAP_DRAWS = 2_000
 HIGHER_IS_BETTER = {
@@ -459,21 +460,24 @@ def _forward(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class _Best:
-    """The best validation epoch of one member under one protocol, with its outputs."""
+    """The epoch one member keeps under one protocol, with its outputs: the best validation epoch, or with
+    ``last`` the latest (protocol (c))."""
 
     value: float = -math.inf
     epoch: int = -1
     val: torch.Tensor | None = None
     test: torch.Tensor | None = None
     stopped_at: int | None = None  # protocol (a): the epoch count when patience ran out
+    last: bool = False
 
     def update(
         self, value: float, epoch: int, val: torch.Tensor, test: torch.Tensor, patience: int | None
     ) -> None:
-        """Keep the epoch if it is the best so far; with a patience, stop once it has run out."""
+        """Keep the epoch if it is the best so far (or, with ``last``, always); with a patience, stop once it
+        has run out."""
         if self.stopped_at is not None:
             return
-        if value > self.value:
+        if self.last or value > self.value:
             self.value, self.epoch, self.val, self.test = value, epoch, val, test
         elif patience is not None and epoch - self.epoch >= patience:
             self.stopped_at = epoch + 1
@@ -528,7 +532,7 @@ class Member:
     spec_json: str
     link: Link
     loss: torch.nn.Module
-    best: tuple[_Best, _Best] = field(default_factory=lambda: (_Best(), _Best()))
+    best: tuple[_Best, _Best, _Best] = field(default_factory=lambda: (_Best(), _Best(), _Best(last=True)))
     diverged_at: int | None = None
 
 
@@ -569,6 +573,7 @@ def fit(data: SplitData, members: list[Member]) -> None:
                 value = sign * data.score(1, data.predict(member.link, val), quick=True)
                 member.best[0].update(value, epoch, val, test, patience)
                 member.best[1].update(value, epoch, val, test, None)
+                member.best[2].update(value, epoch, val, test, None)
 
 
 def _values(data: SplitData, member: Member, record: _Best, kind: str) -> tuple[float, float]:
@@ -587,7 +592,7 @@ def train_split(
     name: str, split: int, specs: list[tuple[str, list[str]]]
 ) -> tuple[list[dict[str, Any]], float]:
     """Train one model per spec JSON (with its post-hoc kinds) on one split: a record per (spec, post-hoc kind)
-    with (validation, test) values and trained epochs under protocols (a) and (b), and the wall time."""
+    with (validation, test) values and trained epochs under protocols (a), (b) and (c), and the wall time."""
     torch.set_num_threads(1)
     started = time.perf_counter()
     data = SplitData.make(datasets.load(name), split)
@@ -601,7 +606,7 @@ def train_split(
     results = []
     for member, (_, kinds) in zip(members, specs, strict=True):
         trained = PROTOCOL["epochs"] if member.diverged_at is None else member.diverged_at + 1
-        epochs = [min(member.best[0].stopped_at or trained, trained), trained]
+        epochs = [min(member.best[0].stopped_at or trained, trained), trained, trained]
         for kind in kinds:
             values = [_values(data, member, record, kind) for record in member.best]
             results.append({
