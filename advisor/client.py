@@ -379,6 +379,10 @@ def build_request(
     if sample_rate is not None:
         dataset.sample_rate = sample_rate
     if label_separator is not None:
+        if not isinstance(label_separator, str):  # the service checks its value; the proto takes text only
+            raise DataError(FieldViolation(
+                "label_separator", f"got {label_separator!r}; a separator is text such as '|'"
+            ))  # fmt: skip
         dataset.label_separator = label_separator
     request.dataset.CopyFrom(dataset)
     return request

@@ -17,7 +17,7 @@ import advisor
 import advisor.profiling as profile_module
 from advisor.cache import cache_key
 from advisor.cli import app
-from advisor.client import AdvisorClient
+from advisor.client import AdvisorClient, DataError
 from advisor.profiling import ProfileError, profile, profile_data
 from advisor.rules import facts_for
 from advisor.service.npz import pack
@@ -322,6 +322,9 @@ def test_grpc_round_trip_and_refusals_name_the_field(server, tmp_path):
     assert (head.name, head.type, head.class_labels) == ("tags", "multilabel", LABELS)
     assert head.label_cardinality == pytest.approx(_expected(labels)["label_cardinality"])
     assert head.no_label_share == pytest.approx(_expected(labels)["no_label_share"])
+    with AdvisorClient(server.address) as client, pytest.raises(DataError) as caught:
+        client.recommend(delimited, target="tags", label_separator=7, trials=False)
+    assert [v.field for v in caught.value.violations] == ["label_separator"]
     csv = delimited.read_bytes()
     cases = [
         (pb.Dataset(csv=csv, target_columns=["tags"], label_separator=""), "1 to 8 characters"),
