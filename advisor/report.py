@@ -325,7 +325,7 @@ def _class_names(head: Head, classes: int, word: str) -> list[str]:
 
 def _image_samples(data: Any, head: Head) -> str:
     """A few image/mask pairs: each image beside itself with the mask overlaid, and the legend of the classes."""
-    from advisor.profiling.images import _BINARY_255, _checked_mask, open_pairs
+    from advisor.profiling.images import BINARY_255, open_pairs
 
     pairs = open_pairs(data, _SHOWN_IMAGES, np.random.default_rng(_SAMPLE_SEED))
     try:
@@ -339,12 +339,9 @@ def _image_samples(data: Any, head: Head) -> str:
     for i in pairs.indices:
         image, raw = pairs.load(int(i))
         name = pairs.name(int(i))
-        if overlapping:
-            mask = np.asarray(raw, bool)
-        else:
-            # 0/255 masks are binary: the profiler reads 255 as class 1 (and refuses it beside other classes)
-            mask = _checked_mask(raw, image, name)
-            mask = np.where(mask == _BINARY_255, 1, mask)
+        mask = pairs.checked_mask(raw, image, name)
+        if not overlapping:  # a 0/255 mask is binary: the profiler reads 255 as class 1
+            mask = np.where(mask == BINARY_255, 1, mask)
         classes = max(classes, len(mask) if overlapping else int(mask.max()) + 1)
         step = -(-max(image.shape[-2:]) // _SHOWN_SIDE)
         loaded.append((name, image.shape, image[:, ::step, ::step], mask[..., ::step, ::step]))

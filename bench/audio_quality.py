@@ -71,7 +71,7 @@ import advisor
 from advisor import LossSpec, TaskDescription
 from advisor.profiling import profile
 from advisor.rules import candidates_from, load_rules
-from bench.scoring import read_truth, regret, render, write_truth
+from bench.scoring import Entry, read_truth, regret, render, write_truth
 
 RATE = 16_000  # Hz: the usual rate of speech enhancement corpora (VoiceBank-DEMAND, DNS)
 CLIP_SECONDS = 0.75  # every clip; the advisor's trials crop them to 0.5 s
@@ -501,18 +501,6 @@ def fit_one(data_path: str, name: str, split: int, spec_json: str) -> dict[str, 
 
 # ----------------------------------------------------------------------------------------------------------
 # The pool, the cache and the advisor
-
-
-@dataclass
-class Entry:
-    """A pool entry: a loss spec, under the rule ids (or labels) that propose it."""
-
-    labels: list[str]
-    spec: LossSpec
-
-    @property
-    def key(self) -> str:
-        return self.spec.to_json()
 
 
 @dataclass

@@ -1,14 +1,29 @@
-"""What the quality benches share: the normalised regret of a pick, the table they print, and their
-ground-truth cache files."""
+"""What the quality benches share: a pool entry, the normalised regret of a pick, the table they print, and
+their ground-truth cache files."""
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from advisor import LossSpec
+
+
+@dataclass
+class Entry:
+    """A pool entry: a loss spec under the rule ids (or labels) that propose it."""
+
+    labels: list[str]
+    spec: LossSpec
+
+    @property
+    def key(self) -> str:
+        return self.spec.to_json()
 
 
 def regret(means: np.ndarray, pick: int | None) -> float:

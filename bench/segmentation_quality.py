@@ -67,7 +67,7 @@ import advisor
 from advisor import LossSpec, TaskDescription
 from advisor.rules import candidates_from, load_rules
 from advisor.rules.engine import context_for, evaluate
-from bench.scoring import read_truth, regret, render, write_truth
+from bench.scoring import Entry, read_truth, regret, render, write_truth
 
 SIDE = 32
 IMAGES = 160
@@ -266,18 +266,6 @@ def generate(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 # ----------------------------------------------------------------------------------------------------------
 # The pool
-
-
-@dataclass
-class Entry:
-    """A pool entry: a loss spec under one or more labels."""
-
-    labels: list[str]
-    spec: LossSpec
-
-    @property
-    def key(self) -> str:
-        return self.spec.to_json()
 
 
 def profile_task(name: str) -> TaskDescription:

@@ -58,7 +58,7 @@ MASK_NAME_ENDINGS = ("_mask", "-mask", "_masks", "_label", "_labels", "_seg", "_
 MANIFEST_COLUMNS = ("image", "mask")
 ARRAY_KEYS = ("images", "masks")
 HEAD_NAME = "mask"
-_BINARY_255 = 255  # the foreground value of a 0/255 binary mask
+BINARY_255 = 255  # the foreground value of a 0/255 binary mask
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,12 @@ class ImagePairs:
     files: tuple[Path, ...] = ()
     notes: list[str] = field(default_factory=list)
     overlapping: bool = False  # multi-label channel masks (a pixel may be in several classes)
+
+    def checked_mask(self, mask: np.ndarray, image: np.ndarray, name: str) -> np.ndarray:
+        """A loaded mask, checked against its image: (K, H, W) bool channels when ``overlapping`` (checked as
+        arrays when the source was opened), else (H, W) int64 class indices as stored (a 0/255 mask keeps
+        BINARY_255)."""
+        return np.asarray(mask, bool) if self.overlapping else _checked_mask(mask, image, name)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -582,7 +588,7 @@ def _checked_mask(mask: np.ndarray, image: np.ndarray, name: str) -> np.ndarray:
     if mask.dtype.kind == "b":
         mask = mask.astype(np.uint8)
     low, high = mask.min(), mask.max()
-    if low < 0 or high > _BINARY_255:
+    if low < 0 or high > BINARY_255:
         raise _error(
             "masks", f"the mask of {name} holds values from {low:g} to {high:g}; allowed: class indices 0 to "
             f"{MAX_MASK_CLASSES - 1} (0 the background), or 0 and 255 for a binary mask",
@@ -605,7 +611,7 @@ def _class_planes(mask: np.ndarray, overlapping: bool) -> list[tuple[int, float,
         return [
             (int(k), pixels[k] / mask[k].size, stats[k], _boundary(stats[k])) for k in np.flatnonzero(pixels)
         ]
-    counts = np.bincount(mask.ravel(), minlength=_BINARY_255 + 1)
+    counts = np.bincount(mask.ravel(), minlength=BINARY_255 + 1)
     stats_mask = _resized(mask[None], stats_shape, nearest=True)[0].astype(np.int64)
     edge = _boundary(stats_mask)
     present = np.flatnonzero(counts)
@@ -636,8 +642,7 @@ def _read(pairs: ImagePairs) -> _Read:
                 "data", f"{name} has {raw_image.shape[0]} channels, {pairs.name(int(pairs.indices[0]))} has "
                 f"{channels}: every image needs the same channels",
             )  # fmt: skip
-        # Channel masks were checked as arrays (values and sizes) when the source was opened.
-        mask = np.asarray(raw_mask, bool) if pairs.overlapping else _checked_mask(raw_mask, raw_image, name)
+        mask = pairs.checked_mask(raw_mask, raw_image, name)
         for value, share, inside, edge in _class_planes(mask, pairs.overlapping):
             tally = tallies.setdefault(value, _ClassTally())
             tally.shares.extend([0.0] * (count - len(tally.shares)))  # the images before it had none
@@ -665,9 +670,9 @@ def _class_values(tallies: dict[int, _ClassTally], notes: list[str]) -> tuple[di
     values = sorted(tallies)
     if not values:
         raise _error("masks", "every mask is background (0) only: there is no foreground class to segment")
-    if values == [_BINARY_255]:
+    if values == [BINARY_255]:
         notes.append("Masks hold only 0 and 255: read as a binary mask (255 is class 1).")
-        return {_BINARY_255: 1}, 2
+        return {BINARY_255: 1}, 2
     if values[-1] >= MAX_MASK_CLASSES:
         raise _error(
             "masks", f"masks hold the values {_listing([str(v) for v in values], 10)}; allowed: class indices 0 "
@@ -769,7 +774,7 @@ def profile_images(pairs: ImagePairs, *, head_name: str = HEAD_NAME) -> Profiled
     )
     if pairs.overlapping:
         return ProfiledData(task, _standardised(read.images), {head_name: read.masks})
-    lookup = np.zeros(_BINARY_255 + 1, dtype=np.int64)
+    lookup = np.zeros(BINARY_255 + 1, dtype=np.int64)
     for value, c in mapping.items():
         lookup[value] = c
     return ProfiledData(task, _standardised(read.images), {head_name: lookup[read.masks]})
